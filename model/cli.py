@@ -1,0 +1,5 @@
+"""Placeholder until this package registers its verbs."""
+
+
+def register(subparsers):
+    return None
