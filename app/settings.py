@@ -1,0 +1,49 @@
+"""Settings from the environment (never from the repository).
+
+- ``PROACTIVE_CARE_DATABASE_URL``: any SQLAlchemy URL; default an SQLite file ``data/proactive_care.db``
+  under the repository.
+- ``PROACTIVE_CARE_MODE``: ``demo`` (default; demo users with documented passwords are seeded) or
+  ``production`` (no demo users; the app refuses to start while any exist).
+- ``PROACTIVE_CARE_REVIEW_INTERVAL_DAYS``: default gap between care-plan reviews (182 days).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.errors import UserInputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_PATH = REPO_ROOT / "data" / "proactive_care.db"
+MODES = ("demo", "production")
+DEFAULT_REVIEW_INTERVAL_DAYS = 182
+
+
+def database_url() -> str:
+    url = os.environ.get("PROACTIVE_CARE_DATABASE_URL", "").strip()
+    return url or f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+def mode() -> str:
+    value = os.environ.get("PROACTIVE_CARE_MODE", "demo").strip().lower() or "demo"
+    if value not in MODES:
+        raise UserInputError(
+            f"PROACTIVE_CARE_MODE is {value!r}; it must be one of {', '.join(MODES)}."
+        )
+    return value
+
+
+def demo_mode() -> bool:
+    return mode() == "demo"
+
+
+def review_interval_days() -> int:
+    raw = os.environ.get("PROACTIVE_CARE_REVIEW_INTERVAL_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_REVIEW_INTERVAL_DAYS
+    if not raw.isdigit() or int(raw) == 0:
+        raise UserInputError(
+            f"PROACTIVE_CARE_REVIEW_INTERVAL_DAYS is {raw!r}; it must be a whole number of days above 0."
+        )
+    return int(raw)

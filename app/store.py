@@ -1,0 +1,243 @@
+"""The store: SQLAlchemy 2 typed tables. Alembic migrations in ``app/migrations`` create them.
+
+Identifiable data (patients, conditions, encounter summaries) is only read through
+``app/services`` where ``app/services/access.py`` decides who may see it. The audit table is
+append-only: the migration adds triggers that reject UPDATE and DELETE on it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Pcn(Base):
+    __tablename__ = "pcns"
+    pcn_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pcn_name: Mapped[str] = mapped_column(String(200))
+
+
+class Practice(Base):
+    __tablename__ = "practices"
+    practice_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    practice_name: Mapped[str] = mapped_column(String(200))
+    pcn_code: Mapped[str] = mapped_column(ForeignKey("pcns.pcn_code"), index=True)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    ethnicity: Mapped[str | None] = mapped_column(String(20))
+    imd_decile: Mapped[int | None] = mapped_column(Integer)
+    practice_code: Mapped[str] = mapped_column(String(32), index=True)
+    pcn_code: Mapped[str] = mapped_column(String(32), index=True)
+    registered_from: Mapped[date] = mapped_column(Date)
+    registered_to: Mapped[date | None] = mapped_column(Date)
+    date_of_death: Mapped[date | None] = mapped_column(Date)
+    care_home: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Condition(Base):
+    __tablename__ = "conditions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
+    condition: Mapped[str] = mapped_column(String(40))
+    diagnosed_on: Mapped[date] = mapped_column(Date)
+
+
+class EncounterSummary(Base):
+    """Hospital and GP use per person, kind and calendar year (event rows stay in the records)."""
+
+    __tablename__ = "encounter_summaries"
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_date: Mapped[date] = mapped_column(Date)
+
+
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    manifest: Mapped[dict | None] = mapped_column(JSON)
+
+
+class ScoreRun(Base):
+    __tablename__ = "score_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model_sha256: Mapped[str] = mapped_column(ForeignKey("registered_models.sha256"))
+    index_date: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str | None] = mapped_column(String(500))
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class Score(Base):
+    __tablename__ = "scores"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    practice_code: Mapped[str] = mapped_column(String(32))
+    probability: Mapped[float] = mapped_column(Float)
+    percentile: Mapped[float] = mapped_column(Float)
+    practice_percentile: Mapped[float | None] = mapped_column(Float)
+    top_2pct: Mapped[bool] = mapped_column(Boolean)
+    top_5pct: Mapped[bool] = mapped_column(Boolean)
+    age_60_plus: Mapped[bool] = mapped_column(Boolean)
+    age_18_59_3plus_ltc: Mapped[bool] = mapped_column(Boolean)
+    dementia: Mapped[bool] = mapped_column(Boolean)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[str | None] = mapped_column(Text)  # JSON list of plain-words reasons
+    missing_predictors: Mapped[str | None] = mapped_column(Text)  # JSON list
+
+    __table_args__ = (Index("ix_scores_run_practice_flagged", "run_id", "practice_code", "flagged"),)
+
+
+class User(Base):
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    practice_codes: Mapped[list] = mapped_column(JSON, default=list)
+    pcn_codes: Mapped[list] = mapped_column(JSON, default=list)
+    caseload_capacity: Mapped[int | None] = mapped_column(Integer)
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseloadAssignment(Base):
+    """A person on a care navigator's caseload (one navigator per person)."""
+
+    __tablename__ = "caseload_assignments"
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    navigator_username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class LeadProfessional(Base):
+    __tablename__ = "lead_professionals"
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(60))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class LeadProfessionalHistory(Base):
+    __tablename__ = "lead_professional_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(60))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(64))
+
+
+class CarePlan(Base):
+    """One care plan per person; ``version`` rises with every saved change (history keeps each)."""
+
+    __tablename__ = "care_plans"
+    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # draft | agreed | closed (review_due is derived)
+    goals: Mapped[list] = mapped_column(JSON, default=list)
+    actions: Mapped[list] = mapped_column(JSON, default=list)  # [{"action": ..., "owner": ...}]
+    consent_to_share: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_review: Mapped[date | None] = mapped_column(Date)
+    close_reason: Mapped[str | None] = mapped_column(String(40))
+    agreed_on: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CarePlanHistory(Base):
+    __tablename__ = "care_plan_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    goals: Mapped[list] = mapped_column(JSON, default=list)
+    actions: Mapped[list] = mapped_column(JSON, default=list)
+    consent_to_share: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_review: Mapped[date | None] = mapped_column(Date)
+    close_reason: Mapped[str | None] = mapped_column(String(40))
+    agreed_on: Mapped[date | None] = mapped_column(Date)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(64))
+
+
+class MdtMeeting(Base):
+    __tablename__ = "mdt_meetings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    practice_code: Mapped[str] = mapped_column(String(32), index=True)
+    meeting_date: Mapped[date] = mapped_column(Date)
+    attendee_roles: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class MdtAgendaItem(Base):
+    __tablename__ = "mdt_agenda_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("mdt_meetings.id", ondelete="CASCADE"), index=True
+    )
+    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # lead_assigned | plan_started | plan_reviewed | not_appropriate (null until discussed)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    outcome_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_recorded_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AuditEvent(Base):
+    """Append-only: who (username, role) did what to which entity, when, with before/after."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    detail: Mapped[str | None] = mapped_column(Text)
