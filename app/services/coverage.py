@@ -1,0 +1,182 @@
+"""Care-plan coverage: the share of each flagged group with an agreed, in-date plan AND a lead
+professional, by practice, PCN and whole area, and month by month. Only disclosed counts leave here.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, time, timezone
+
+import pandas as pd
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from features.errors import UserInputError
+from app.services import audit
+from app.services.access import CurrentUser, aggregate_practice_codes
+from app.services.disclosure import disclose_count, disclosed_percentage
+from app.services.patients import FLAG_LABELS, FLAGS, current_run
+from app.store import (
+    CarePlan,
+    CarePlanHistory,
+    LeadProfessional,
+    LeadProfessionalHistory,
+    Pcn,
+    Practice,
+    Score,
+)
+
+LEVELS = ("practice", "pcn", "area")
+COVERAGE_COLUMNS = ("level", "code", "name", "group", "group_label", "flagged", "covered", "percent")
+AREA_CODE = "ALL"
+
+
+def _raw_counts(session: Session, user: CurrentUser, today: date) -> pd.DataFrame:
+    """Raw (undisclosed) per-practice counts; never returned to callers."""
+    run = current_run(session)
+    columns = ["practice_code"] + [f"{g}_{k}" for g in FLAGS for k in ("flagged", "covered")]
+    if run is None:
+        return pd.DataFrame(columns=columns)
+    covered = and_(
+        CarePlan.status == "agreed", CarePlan.next_review >= today, LeadProfessional.name.is_not(None)
+    )
+    sums = []
+    for group in FLAGS:
+        flag = getattr(Score, group)
+        sums.append(func.sum(case((flag, 1), else_=0)).label(f"{group}_flagged"))
+        sums.append(func.sum(case((and_(flag, covered), 1), else_=0)).label(f"{group}_covered"))
+    query = (
+        select(Score.practice_code, *sums)
+        .outerjoin(CarePlan, CarePlan.nhs_number == Score.nhs_number)
+        .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Score.nhs_number)
+        .where(Score.run_id == run.id, Score.flagged)
+        .group_by(Score.practice_code)
+    )
+    practices = aggregate_practice_codes(session, user)
+    if practices is not None:
+        query = query.where(Score.practice_code.in_(practices))
+    frame = pd.DataFrame(session.execute(query).mappings().all(), columns=columns)
+    return frame.fillna(0)
+
+
+def _disclose(long: pd.DataFrame) -> pd.DataFrame:
+    long = long.copy()
+    long["percent"] = [disclosed_percentage(c, f) for c, f in zip(long["covered"], long["flagged"])]
+    long["flagged"] = pd.array([disclose_count(v) for v in long["flagged"]], dtype="Int64")
+    long["covered"] = pd.array([disclose_count(v) for v in long["covered"]], dtype="Int64")
+    long["percent"] = pd.array(long["percent"], dtype="Float64")
+    long["group_label"] = long["group"].map(FLAG_LABELS)
+    return long
+
+
+def _roll_up(raw: pd.DataFrame, session: Session, level: str) -> pd.DataFrame:
+    """Sum raw counts to the level, then one row per (unit, group)."""
+    if level not in LEVELS:
+        raise UserInputError(f"Coverage level {level!r} is not one of {', '.join(LEVELS)}.")
+    practices = pd.DataFrame(
+        session.execute(select(Practice.practice_code, Practice.practice_name, Practice.pcn_code,
+                               Pcn.pcn_name).join(Pcn, Pcn.pcn_code == Practice.pcn_code)).all(),
+        columns=["practice_code", "practice_name", "pcn_code", "pcn_name"],
+    )
+    frame = raw.merge(practices, on="practice_code", how="left")
+    if level == "practice":
+        frame["code"], frame["name"] = frame["practice_code"], frame["practice_name"]
+    elif level == "pcn":
+        frame["code"], frame["name"] = frame["pcn_code"], frame["pcn_name"]
+    else:
+        frame["code"], frame["name"] = AREA_CODE, "Whole area"
+    value_columns = [c for c in raw.columns if c != "practice_code"]
+    summed = frame.groupby(["code", "name"], as_index=False)[value_columns].sum()
+    rows = []
+    for record in summed.to_dict("records"):
+        for group in FLAGS:
+            rows.append({"level": level, "code": record["code"], "name": record["name"], "group": group,
+                         "flagged": int(record[f"{group}_flagged"]), "covered": int(record[f"{group}_covered"])})
+    return pd.DataFrame(rows, columns=["level", "code", "name", "group", "flagged", "covered"])
+
+
+def coverage(session: Session, user: CurrentUser, level: str = "practice", today: date | None = None) -> pd.DataFrame:
+    """Disclosed coverage for the user's aggregate scope: columns ``COVERAGE_COLUMNS``.
+
+    ``flagged``/``covered`` are nullable integers (NA = suppressed, 1-7), ``percent`` is computed
+    from the rounded counts (NA when either is suppressed or nobody is flagged).
+    """
+    today = today or date.today()
+    long = _roll_up(_raw_counts(session, user, today), session, level)
+    result = _disclose(long).loc[:, list(COVERAGE_COLUMNS)].reset_index(drop=True)
+    audit.record(session, user, "coverage_view", "coverage", level, detail=f"{len(result)} rows")
+    return result
+
+
+def _month_ends(months: int, today: date) -> list[date]:
+    ends = []
+    year, month = today.year, today.month
+    for _ in range(months):
+        ends.append(min(today, date(year, month, calendar.monthrange(year, month)[1])))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return sorted(ends)
+
+
+def coverage_trend(
+    session: Session, user: CurrentUser, months: int = 12, level: str = "area", today: date | None = None
+) -> pd.DataFrame:
+    """Coverage at the end of each of the last ``months`` months (the last point is today), rebuilt
+    from the care-plan and lead-professional history. The denominator is the current run's
+    flagged groups (a person's group membership is not back-dated). Columns: ``month`` plus
+    ``COVERAGE_COLUMNS``, disclosed like ``coverage``.
+    """
+    if not 1 <= months <= 60:
+        raise UserInputError(f"The trend covers 1 to 60 months, not {months}.")
+    today = today or date.today()
+    run = current_run(session)
+    if run is None:
+        return pd.DataFrame(columns=["month", *COVERAGE_COLUMNS])
+    query = select(Score.nhs_number, Score.practice_code, *[getattr(Score, g) for g in FLAGS]).where(
+        Score.run_id == run.id, Score.flagged
+    )
+    practices = aggregate_practice_codes(session, user)
+    if practices is not None:
+        query = query.where(Score.practice_code.in_(practices))
+    people = pd.DataFrame(session.execute(query).all(), columns=["nhs_number", "practice_code", *FLAGS])
+    flagged_ids = select(Score.nhs_number).where(Score.run_id == run.id, Score.flagged)
+    plans = pd.DataFrame(session.execute(
+        select(CarePlanHistory.nhs_number, CarePlanHistory.version, CarePlanHistory.status,
+               CarePlanHistory.next_review, CarePlanHistory.changed_at)
+        .where(CarePlanHistory.nhs_number.in_(flagged_ids))
+    ).all(), columns=["nhs_number", "version", "status", "next_review", "changed_at"])
+    leads = pd.DataFrame(session.execute(
+        select(LeadProfessionalHistory.nhs_number, LeadProfessionalHistory.version,
+               LeadProfessionalHistory.name, LeadProfessionalHistory.changed_at)
+        .where(LeadProfessionalHistory.nhs_number.in_(flagged_ids))
+    ).all(), columns=["nhs_number", "version", "name", "changed_at"])
+    for frame in (plans, leads):
+        frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True)
+    results = []
+    for month_end in _month_ends(months, today):
+        cutoff = pd.Timestamp(datetime.combine(month_end, time.max, timezone.utc))
+        plan_now = plans[plans["changed_at"] <= cutoff].sort_values("version").groupby("nhs_number").tail(1)
+        lead_now = leads[leads["changed_at"] <= cutoff].sort_values("version").groupby("nhs_number").tail(1)
+        in_date = plan_now[(plan_now["status"] == "agreed")
+                           & (pd.to_datetime(plan_now["next_review"]) >= pd.Timestamp(month_end))]
+        covered_ids = set(in_date["nhs_number"]) & set(lead_now.loc[lead_now["name"].notna(), "nhs_number"])
+        raw = people.copy()
+        is_covered = raw["nhs_number"].isin(covered_ids)
+        for group in FLAGS:
+            raw[f"{group}_flagged"] = raw[group].astype(int)
+            raw[f"{group}_covered"] = (raw[group] & is_covered).astype(int)
+        raw = raw.groupby("practice_code", as_index=False)[
+            [f"{g}_{k}" for g in FLAGS for k in ("flagged", "covered")]].sum()
+        long = _disclose(_roll_up(raw, session, level))
+        long.insert(0, "month", month_end)
+        results.append(long)
+    result = pd.concat(results, ignore_index=True).loc[:, ["month", *COVERAGE_COLUMNS]]
+    audit.record(session, user, "coverage_view", "coverage_trend", level, detail=f"{months} months")
+    return result
+
+
+def coverage_csv(frame: pd.DataFrame) -> str:
+    """CSV for download, suppressed cells shown as '*'."""
+    out = frame.copy()
+    for column in ("flagged", "covered", "percent"):
+        out[column] = out[column].astype(object).where(out[column].notna(), "*")
+    return out.to_csv(index=False)

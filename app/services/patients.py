@@ -1,0 +1,214 @@
+"""Person-level reads: the flagged list and a person's record, both scoped and audited."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from features.conditions import CONDITION_LABELS
+from features.errors import UserInputError
+from app.services import audit
+from app.services.access import (
+    CurrentUser,
+    check_person_access,
+    check_practice_access,
+    person_scope,
+    require_person_level,
+)
+from app.services.careplans import (
+    PLAN_STATUSES,
+    care_plan_history,
+    derived_status,
+    lead_professional_history,
+    plan_snapshot,
+    _current,
+    _lead_snapshot,
+)
+from app.store import (
+    CarePlan,
+    CaseloadAssignment,
+    Condition,
+    EncounterSummary,
+    LeadProfessional,
+    Patient,
+    Practice,
+    Score,
+    ScoreRun,
+)
+
+FLAGS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
+FLAG_LABELS = {
+    "top_2pct": "Top 2% risk",
+    "top_5pct": "Top 5% risk",
+    "age_60_plus": "Aged 60+",
+    "age_18_59_3plus_ltc": "Aged 18-59 with 3+ long-term conditions",
+    "dementia": "Dementia",
+}
+LIST_COLUMNS = (
+    "nhs_number", "name", "date_of_birth", "age", "sex", "practice_code", "probability", "percentile",
+    "practice_percentile", *FLAGS, "reasons", "lead_professional", "lead_professional_role",
+    "plan_status", "plan_version", "next_review", "review_due", "navigator",
+)
+
+
+def current_run(session: Session) -> ScoreRun | None:
+    return session.scalar(select(ScoreRun).where(ScoreRun.is_current))
+
+
+def age_on(date_of_birth: date, today: date) -> int:
+    return today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def reasons_list(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return [raw]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def flagged_list(
+    session: Session,
+    user: CurrentUser,
+    flags: list[str] | None = None,
+    plan_statuses: list[str] | None = None,
+    practice_code: str | None = None,
+    search: str | None = None,
+    today: date | None = None,
+) -> pd.DataFrame:
+    """The current run's flagged people this user may see, highest risk first.
+
+    ``flags``: keep people with any of these flags; ``plan_statuses``: any of ``PLAN_STATUSES``;
+    ``search``: part of a name or the start of an NHS number. One audit row per call.
+    """
+    require_person_level(user, "see the high-risk list")
+    today = today or date.today()
+    unknown = set(flags or ()) - set(FLAGS)
+    if unknown:
+        raise UserInputError(f"Unknown flag(s) {', '.join(sorted(unknown))}; use {', '.join(FLAGS)}.")
+    unknown = set(plan_statuses or ()) - set(PLAN_STATUSES)
+    if unknown:
+        raise UserInputError(
+            f"Unknown care-plan status(es) {', '.join(sorted(unknown))}; use {', '.join(PLAN_STATUSES)}."
+        )
+    run = current_run(session)
+    if run is None:
+        return pd.DataFrame(columns=list(LIST_COLUMNS))
+    query = (
+        select(
+            Patient.nhs_number, Patient.given_name, Patient.family_name, Patient.date_of_birth, Patient.sex,
+            Patient.practice_code, Score.probability, Score.percentile, Score.practice_percentile,
+            *[getattr(Score, f) for f in FLAGS], Score.reasons,
+            LeadProfessional.name.label("lead_professional"),
+            LeadProfessional.role.label("lead_professional_role"),
+            CarePlan.status.label("stored_status"), CarePlan.version.label("plan_version"),
+            CarePlan.next_review, CaseloadAssignment.navigator_username.label("navigator"),
+        )
+        .join(Score, and_(Score.nhs_number == Patient.nhs_number, Score.run_id == run.id))
+        .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Patient.nhs_number)
+        .outerjoin(CarePlan, CarePlan.nhs_number == Patient.nhs_number)
+        .outerjoin(CaseloadAssignment, CaseloadAssignment.nhs_number == Patient.nhs_number)
+        .where(Score.flagged, person_scope(user))
+        .order_by(Score.probability.desc(), Patient.nhs_number)
+    )
+    if flags:
+        query = query.where(or_(*[getattr(Score, f) for f in flags]))
+    if practice_code:
+        check_practice_access(user, practice_code)
+        query = query.where(Patient.practice_code == practice_code)
+    if search and search.strip():
+        term = search.strip()
+        digits = term.replace(" ", "")
+        like = f"%{term.lower()}%"
+        conditions = [func.lower(Patient.family_name).like(like), func.lower(Patient.given_name).like(like)]
+        if digits.isdigit():
+            conditions.append(Patient.nhs_number.like(f"{digits}%"))
+        query = query.where(or_(*conditions))
+    frame = pd.DataFrame(session.execute(query).mappings().all())
+    if frame.empty:
+        result = pd.DataFrame(columns=list(LIST_COLUMNS))
+    else:
+        frame["name"] = frame["family_name"].fillna("").str.upper() + ", " + frame["given_name"].fillna("")
+        frame["age"] = [age_on(d, today) for d in frame["date_of_birth"]]
+        frame["reasons"] = ["; ".join(reasons_list(r)[:3]) for r in frame["reasons"]]
+        frame["plan_status"] = [
+            derived_status(s if isinstance(s, str) else None, n if isinstance(n, date) else None, today)
+            for s, n in zip(frame["stored_status"], frame["next_review"])
+        ]
+        frame["plan_version"] = frame["plan_version"].fillna(0).astype(int)
+        frame["review_due"] = frame["plan_status"] == "review_due"
+        if plan_statuses:
+            frame = frame[frame["plan_status"].isin(plan_statuses)]
+        result = frame.loc[:, list(LIST_COLUMNS)].reset_index(drop=True)
+    audit.record(
+        session, user, "list_view", "flagged_list", practice_code,
+        detail=json.dumps({"rows": len(result), "flags": flags, "plan_statuses": plan_statuses,
+                           "search": bool(search)}),
+    )
+    return result
+
+
+def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: date | None = None) -> dict:
+    """Everything the patient page shows, for one person in the user's scope (audited as a view)."""
+    today = today or date.today()
+    patient = check_person_access(session, user, nhs_number, doing="open")
+    nhs = patient.nhs_number
+    practice = session.get(Practice, patient.practice_code)
+    run = current_run(session)
+    score_row = session.get(Score, (run.id, nhs)) if run is not None else None
+    score = None
+    if score_row is not None:
+        score = {
+            "run_id": run.id, "index_date": run.index_date, "scored_at": run.created_at,
+            "probability": score_row.probability, "percentile": score_row.percentile,
+            "practice_percentile": score_row.practice_percentile, "flagged": score_row.flagged,
+            **{f: getattr(score_row, f) for f in FLAGS},
+        }
+    conditions = [
+        {"code": c.condition, "label": CONDITION_LABELS.get(c.condition, c.condition),
+         "diagnosed_on": c.diagnosed_on}
+        for c in session.scalars(select(Condition).where(Condition.nhs_number == nhs).order_by(Condition.diagnosed_on))
+    ]
+    hospital_use = [
+        {"kind": e.kind, "year": e.year, "count": e.count, "last_date": e.last_date}
+        for e in session.scalars(
+            select(EncounterSummary).where(EncounterSummary.nhs_number == nhs)
+            .order_by(EncounterSummary.year.desc(), EncounterSummary.kind)
+        )
+    ]
+    caseload = session.get(CaseloadAssignment, nhs)
+    record = {
+        "nhs_number": nhs,
+        "given_name": patient.given_name,
+        "family_name": patient.family_name,
+        "name": f"{(patient.family_name or '').upper()}, {patient.given_name or ''}",
+        "date_of_birth": patient.date_of_birth,
+        "age": age_on(patient.date_of_birth, today),
+        "sex": patient.sex,
+        "ethnicity": patient.ethnicity,
+        "imd_decile": patient.imd_decile,
+        "practice_code": patient.practice_code,
+        "practice_name": practice.practice_name if practice else None,
+        "pcn_code": patient.pcn_code,
+        "care_home": patient.care_home,
+        "registered_to": patient.registered_to,
+        "date_of_death": patient.date_of_death,
+        "score": score,
+        "reasons": reasons_list(score_row.reasons) if score_row is not None else [],
+        "missing_predictors": reasons_list(score_row.missing_predictors) if score_row is not None else [],
+        "conditions": conditions,
+        "hospital_use": hospital_use,
+        "lead_professional": _lead_snapshot(_current(session, LeadProfessional, nhs)),
+        "lead_professional_history": lead_professional_history(session, nhs),
+        "care_plan": plan_snapshot(_current(session, CarePlan, nhs), today),
+        "care_plan_history": care_plan_history(session, nhs),
+        "navigator": caseload.navigator_username if caseload else None,
+    }
+    audit.record(session, user, "view", "patient", nhs)
+    return record
