@@ -1,0 +1,270 @@
+"""The one helper every bench script uses: sizes, timing, peak memory, tables, cached inputs.
+
+A bench script defines ``run_size(people, args) -> list[Measurement]`` and calls
+``main(description, run_size)``. By default each size runs in a fresh child process (the
+script re-invokes itself with ``--in-process``) so the peak memory printed for a size is that
+size's alone, not left over from a smaller one. Results print as a table and are saved as JSON
+under ``bench/out/`` (gitignored) for docs/performance.md and the growth exponents.
+
+Generated inputs (records, features, models) are cached under ``bench/out/`` by size and seed,
+so the scoring bench does not regenerate a million people each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+DEFAULT_SIZES = (100_000, 360_000, 1_000_000)
+DEFAULT_SEED = 42
+# The Makefile's dates: records cover 2022-2025, train at 2024-01-01, score at 2026-01-01.
+TRAIN_DATE = "2024-01-01"
+SCORE_DATE = "2026-01-01"
+GIB = 1024**3
+
+
+@dataclass
+class Measurement:
+    """One timed step at one population size."""
+
+    step: str
+    people: int
+    seconds: float = math.nan
+    peak_rss_bytes: int = 0
+    rows: int | None = None  # rows processed when not one per person (e.g. people explained)
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        rows = self.people if self.rows is None else self.rows
+        return rows / self.seconds if self.seconds > 0 else math.nan
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and all its children (pools, Dask workers)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # a child ended between listing and reading
+            pass
+    return total
+
+
+class PeakMemorySampler:
+    """Samples the resident memory of this process tree in a thread; keeps the peak.
+
+    ``ru_maxrss`` only knows the peak since the process started and misses children still
+    running, so a sampler is what gives a per-step figure.
+    """
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._process = psutil.Process(os.getpid())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self._process))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemorySampler:
+        self.peak = _tree_rss(self._process)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_rss(self._process))
+
+
+@contextmanager
+def measure(step: str, people: int, rows: int | None = None, note: str = "") -> Iterator[Measurement]:
+    """Time a block and sample its peak memory; the yielded Measurement is filled on exit.
+
+    ``rows`` may also be set on the measurement inside the block once it is known.
+    """
+    measurement = Measurement(step=step, people=people, rows=rows, note=note)
+    with PeakMemorySampler() as sampler:
+        start = time.perf_counter()
+        yield measurement
+        measurement.seconds = time.perf_counter() - start
+    measurement.peak_rss_bytes = sampler.peak
+    print(
+        f"  {step} @ {people:,}: {measurement.seconds:.2f} s, "
+        f"peak {measurement.peak_rss_bytes / GIB:.2f} GiB",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def format_table(measurements: list[Measurement], title: str = "") -> str:
+    """A plain-text table: step, people, rows, wall time, rows per second, peak memory."""
+    header = ("step", "people", "rows", "wall s", "rows/s", "peak GiB", "note")
+    lines = [
+        (
+            m.step,
+            f"{m.people:,}",
+            f"{m.people if m.rows is None else m.rows:,}",
+            f"{m.seconds:.2f}",
+            f"{m.rows_per_second:,.0f}",
+            f"{m.peak_rss_bytes / GIB:.2f}",
+            m.note,
+        )
+        for m in measurements
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+
+    def render(row) -> str:
+        cells = [
+            str(cell).ljust(width) if i in (0, 6) else str(cell).rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    body = [render(header), rule, *(render(row) for row in lines)]
+    return "\n".join(([title] if title else []) + body)
+
+
+def growth_exponents(measurements: list[Measurement]) -> dict[str, float]:
+    """Per step, the slope of log(time) against log(people): 1.0 is linear growth."""
+    by_step: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        by_step.setdefault(m.step, []).append(m)
+    exponents = {}
+    for step, rows in by_step.items():
+        sizes = np.array([m.people for m in rows], dtype=float)
+        seconds = np.array([m.seconds for m in rows], dtype=float)
+        if len(set(sizes)) >= 2 and np.all(seconds > 0):
+            exponents[step] = float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+    return exponents
+
+
+def format_exponents(exponents: dict[str, float]) -> str:
+    if not exponents:
+        return ""
+    lines = ["growth exponent (slope of log time vs log people)"]
+    lines += [f"  {step}: {value:.2f}" for step, value in exponents.items()]
+    return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sizes {text!r} is not a comma-separated list of whole numbers."
+        ) from None
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"--sizes {text!r} must list positive numbers of people.")
+    return sizes
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated population sizes (default 100000,360000,1000000)",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every size in this process (peak memory then carries over between sizes)",
+    )
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # child -> parent results
+    return parser
+
+
+def _run_child(script: Path, argv: list[str], size: int) -> list[Measurement]:
+    """Run one size in a fresh interpreter and read back its measurements."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        sized_argv = _replace_sizes(argv, size) + ["--in-process", "--json", str(result_file)]
+        subprocess.run([sys.executable, str(script), *sized_argv], check=True)
+        return [Measurement(**row) for row in json.loads(result_file.read_text())]
+
+
+def _replace_sizes(argv: list[str], size: int) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--sizes":
+            skip = True
+            continue
+        if arg.startswith("--sizes="):
+            continue
+        kept.append(arg)
+    return kept + ["--sizes", str(size)]
+
+
+def main(
+    description: str,
+    run_size: Callable[[int, argparse.Namespace], list[Measurement]],
+    parser: argparse.ArgumentParser | None = None,
+    argv: list[str] | None = None,
+) -> list[Measurement]:
+    """Parse the common options, run each size, print the table and exponents, save JSON."""
+    parser = parser or build_parser(description)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    script = Path(sys.argv[0]).resolve()
+    measurements: list[Measurement] = []
+    for size in args.sizes:
+        if args.in_process:
+            measurements += run_size(size, args)
+        else:
+            measurements += _run_child(script, argv, size)
+    if args.json:  # a child: hand results to the parent, which prints
+        args.json.write_text(json.dumps([asdict(m) for m in measurements]))
+        return measurements
+    print()
+    print(format_table(measurements, title=f"{script.stem}: {description}"))
+    exponents = growth_exponents(measurements)
+    if exponents:
+        print()
+        print(format_exponents(exponents))
+    save_results(script.stem, measurements)
+    return measurements
+
+
+def save_results(name: str, measurements: list[Measurement]) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    payload = {
+        "script": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "measurements": [asdict(m) | {"rows_per_second": m.rows_per_second} for m in measurements],
+        "growth_exponents": growth_exponents(measurements),
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"\nsaved {path.relative_to(REPO)}", file=sys.stderr)
+    return path
