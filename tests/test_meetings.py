@@ -1,0 +1,131 @@
+"""MDT meetings through the service layer: creation rules, agenda scope, outcomes and stale forms."""
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from features.errors import UserInputError
+from app.db import session_scope
+from app.services import careplans, meetings
+from app.services.access import AccessDenied
+from app.services.users import get_user
+from app.store import AuditEvent
+from test_pages_support import build_store, flagged_numbers
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    return build_store(tmp_path / "store.db")
+
+
+def user(engine, name):
+    with session_scope(engine) as session:
+        return get_user(session, name)
+
+
+def new_meeting(engine, actor, practice="P001", day="2026-04-01", roles=("GP", "Social worker")):
+    with session_scope(engine, write=True) as session:
+        return meetings.create_meeting(session, actor, practice, day, roles)
+
+
+@pytest.mark.parametrize(
+    "practice, day, roles",
+    [
+        ("P001", "2026-02-30", ["GP"]),  # no such day
+        ("P001", "next week", ["GP"]),
+        ("P001", "2026-04-01", []),  # nobody attending
+        ("P001", "2026-04-01", ["Wizard"]),
+        ("NOPE", "2026-04-01", ["GP"]),  # unknown practice
+    ],
+)
+def test_bad_meeting_details_are_one_sentence(engine, practice, day, roles):
+    with pytest.raises(UserInputError):
+        new_meeting(engine, user(engine, "practice1"), practice, day, roles)
+
+
+def test_meeting_at_another_practice_or_by_a_commissioner_is_refused(engine):
+    with pytest.raises(AccessDenied):
+        new_meeting(engine, user(engine, "practice1"), practice="P003")
+    with pytest.raises(AccessDenied):
+        new_meeting(engine, user(engine, "commissioner"))
+
+
+def test_agenda_keeps_order_skips_duplicates_and_refuses_other_practices(engine):
+    practice = user(engine, "practice1")
+    meeting = new_meeting(engine, practice)
+    people = flagged_numbers("P001")[:3]
+    with session_scope(engine, write=True) as session:
+        assert meetings.add_to_agenda(session, practice, meeting["meeting_id"], people[:2]) == 2
+        assert meetings.add_to_agenda(session, practice, meeting["meeting_id"], people[1:]) == 1
+    with session_scope(engine, write=True) as session:
+        with pytest.raises(UserInputError):  # P002 is theirs, but not this meeting's practice
+            meetings.add_to_agenda(session, practice, meeting["meeting_id"], flagged_numbers("P002")[:1])
+    with session_scope(engine) as session:
+        items = meetings.agenda(session, practice, meeting["meeting_id"])
+        listed = meetings.list_meetings(session, practice)
+    assert list(items["nhs_number"]) == people
+    assert listed.set_index("meeting_id").loc[meeting["meeting_id"], "people"] == 3
+    with session_scope(engine) as session:
+        with pytest.raises(AccessDenied):
+            meetings.agenda(session, user(engine, "practice2"), meeting["meeting_id"])
+
+
+def test_outcomes_assign_a_lead_start_a_plan_or_record_why_not(engine):
+    mdt = user(engine, "mdt1")
+    meeting = new_meeting(engine, mdt)
+    lead_person, plan_person, not_person = flagged_numbers("P001")[:3]
+    with session_scope(engine, write=True) as session:
+        meetings.add_to_agenda(session, mdt, meeting["meeting_id"], [lead_person, plan_person, not_person])
+    with session_scope(engine) as session:
+        items = meetings.agenda(session, mdt, meeting["meeting_id"]).set_index("nhs_number")
+    with session_scope(engine, write=True) as session:
+        meetings.record_outcome(session, mdt, items.loc[lead_person, "item_id"], 1, "lead_assigned",
+                                lead_name="Dr Asha Rao", lead_role="GP")
+        meetings.record_outcome(session, mdt, items.loc[plan_person, "item_id"], 1, "plan_started")
+        with pytest.raises(UserInputError):
+            meetings.record_outcome(session, mdt, items.loc[not_person, "item_id"], 1, "not_appropriate")
+    with session_scope(engine, write=True) as session:
+        meetings.record_outcome(session, mdt, items.loc[not_person, "item_id"], 1, "not_appropriate",
+                                reason="Already under the community palliative care team")
+    with session_scope(engine) as session:
+        lead = careplans.get_lead_professional(session, mdt, lead_person)
+        plan = careplans.get_care_plan(session, mdt, plan_person)
+        after = meetings.agenda(session, mdt, meeting["meeting_id"]).set_index("nhs_number")
+        outcomes = session.scalars(select(AuditEvent.entity_id).where(AuditEvent.action == "mdt_outcome")).all()
+    assert (lead["name"], lead["role"]) == ("Dr Asha Rao", "GP")
+    assert plan["status"] == "draft"
+    assert after.loc[not_person, "outcome_reason"].startswith("Already under")
+    assert list(after["version"]) == [2, 2, 2]
+    assert sorted(outcomes) == sorted([lead_person, plan_person, not_person])
+
+
+def test_lead_outcome_needs_a_name_and_a_known_role(engine):
+    mdt = user(engine, "mdt1")
+    meeting = new_meeting(engine, mdt)
+    person = flagged_numbers("P001")[0]
+    with session_scope(engine, write=True) as session:
+        meetings.add_to_agenda(session, mdt, meeting["meeting_id"], [person])
+    with session_scope(engine) as session:
+        item = int(meetings.agenda(session, mdt, meeting["meeting_id"])["item_id"].iloc[0])
+    for name, role in (("", "GP"), ("Jo Bloggs", "Astronaut")):
+        with session_scope(engine, write=True) as session:
+            with pytest.raises(UserInputError):
+                meetings.record_outcome(session, mdt, item, 1, "lead_assigned", lead_name=name, lead_role=role)
+
+
+def test_outcome_from_a_stale_form_is_refused_with_what_changed(engine):
+    practice, mdt = user(engine, "practice1"), user(engine, "mdt1")
+    meeting = new_meeting(engine, practice, day=date(2026, 4, 2))
+    person = flagged_numbers("P001")[0]
+    with session_scope(engine, write=True) as session:
+        meetings.add_to_agenda(session, practice, meeting["meeting_id"], [person])
+    with session_scope(engine) as session:
+        item = int(meetings.agenda(session, practice, meeting["meeting_id"])["item_id"].iloc[0])
+    with session_scope(engine, write=True) as session:
+        meetings.record_outcome(session, mdt, item, 1, "plan_reviewed")
+    with session_scope(engine, write=True) as session:
+        with pytest.raises(careplans.StaleEditError) as stale:
+            meetings.record_outcome(session, practice, item, 1, "not_appropriate", reason="Declined")
+    assert stale.value.current["outcome"] == "plan_reviewed"
+    assert stale.value.changed_fields == ["outcome"]
