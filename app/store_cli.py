@@ -1,5 +1,52 @@
-"""Placeholder until this package registers its verbs."""
+"""`proactive-care db upgrade` and `proactive-care load`: thin shells over app.migrations and app.load."""
+
+from __future__ import annotations
+
+import argparse
+import sys
 
 
-def register(subparsers):
-    return None
+def _upgrade(args: argparse.Namespace) -> int:
+    from app.load import upgrade_database
+
+    url = upgrade_database(args.database)
+    print(f"Database is at the latest schema: {_safe(url)}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from app.load import load
+
+    summary = load(args.records, args.scores, args.model, args.database, progress=True)
+    print(
+        f"Loaded score run {summary.run_id}: {summary.people_scored:,} people scored "
+        f"({summary.flagged:,} flagged), {summary.patients:,} patients, {summary.conditions:,} conditions, "
+        f"{summary.encounter_summaries:,} encounter summaries in {summary.seconds:.1f}s "
+        f"(model {summary.model_sha256[:12]}…)."
+    )
+    if summary.demo_users_created:
+        print(f"Demo users created (password = username + '-demo-pass'): {', '.join(summary.demo_users_created)}")
+    return 0
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def register(subparsers) -> None:
+    db = subparsers.add_parser("db", help="manage the database schema")
+    db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="ACTION")
+    upgrade = db_verbs.add_parser("upgrade", help="create or migrate the tables to the latest schema")
+    upgrade.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL or data/proactive_care.db)")
+    upgrade.set_defaults(handler=_upgrade)
+
+    load = subparsers.add_parser(
+        "load", help="validate records and a score file, then load them as the current score run"
+    )
+    load.add_argument("--records", required=True, help="records folder (Parquet or CSV tables)")
+    load.add_argument("--scores", required=True, help="score file written by `proactive-care score`")
+    load.add_argument("--model", help="model folder; its sha256 is registered so its scores may be loaded")
+    load.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL)")
+    load.set_defaults(handler=_load)

@@ -41,14 +41,14 @@ from features.errors import UserInputError
 REQUIRED_TABLES = ("patients", "practices", "conditions", "encounters")
 OPTIONAL_TABLES = ("observations", "truth")
 
-_nhs_number_check = pa.Check(
+NHS_NUMBER_CHECK = pa.Check(
     lambda s: s.map(lambda v: isinstance(v, str) and is_valid_nhs_number(v)).astype(bool),
     error="not a valid NHS number (10 digits with a Modulus 11 check digit)",
 )
 
 PATIENTS_SCHEMA = pa.DataFrameSchema(
     {
-        "nhs_number": pa.Column(str, _nhs_number_check, unique=True),
+        "nhs_number": pa.Column(str, NHS_NUMBER_CHECK, unique=True),
         "given_name": pa.Column(str, nullable=True),
         "family_name": pa.Column(str, nullable=True),
         "date_of_birth": pa.Column("datetime64[ns]"),
@@ -184,3 +184,145 @@ def write_records(records: Records, directory: str | Path) -> None:
         frame = getattr(records, table)
         if frame is not None:
             frame.to_parquet(directory / f"{table}.parquet", index=False)
+
+
+# --- Validation: every problem in one report, before anything is written anywhere. ---
+
+DATE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "patients": ("date_of_birth", "registered_from", "registered_to", "date_of_death"),
+    "conditions": ("diagnosed_on",),
+    "encounters": ("date",),
+    "observations": ("date",),
+}
+# Tables whose dates must not precede the person's date of birth.
+PERSON_EVENT_DATES: dict[str, str] = {"conditions": "diagnosed_on", "encounters": "date", "observations": "date"}
+REPORT_LIMIT_PER_KIND = 20
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """One problem: the file, the 1-based data row (header not counted) and the column."""
+
+    file: str
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column:
+            where += f", column {self.column}"
+        return f"{where}: {self.message}"
+
+
+def _file_name(records: Records, table: str) -> str:
+    if records.source:
+        path = table_path(Path(records.source), table)
+        if path is not None:
+            return path.name
+    return table
+
+
+def schema_problems(file: str, frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[RecordProblem]:
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        problems = []
+        for case in errors.failure_cases.to_dict("records"):
+            check = str(case.get("check") or "")
+            column = case.get("column")
+            index = case.get("index")
+            row = None if index is None or pd.isna(index) else int(index) + 1
+            if check == "column_in_dataframe":
+                problems.append(RecordProblem(file, None, str(case.get("failure_case")), "missing column"))
+                continue
+            value = case.get("failure_case")
+            if check.startswith("coerce_dtype") or check.startswith("dtype"):
+                message = f"value {value!r} has the wrong type ({check})"
+            elif check == "not_nullable":
+                message = "empty value where one is required"
+            elif check == "field_uniqueness":
+                message = f"duplicate value {value!r}"
+            else:
+                message = f"value {value!r} fails {check}"
+            problems.append(RecordProblem(file, row, None if pd.isna(column) else str(column), message))
+        return problems
+    except pa.errors.SchemaError as error:  # a non-lazy failure (e.g. unparseable frame)
+        return [RecordProblem(file, None, None, str(error).splitlines()[0])]
+    return []
+
+
+def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    return pd.to_datetime(frame[column], errors="coerce")
+
+
+def _rows(file: str, mask: pd.Series, column: str, message: str) -> list[RecordProblem]:
+    return [RecordProblem(file, int(i) + 1, column, message) for i in mask[mask].index]
+
+
+def validate_records(records: Records, today: pd.Timestamp | None = None) -> list[RecordProblem]:
+    """Every problem in ``records``: pandera schemas (missing columns, wrong types, invalid NHS
+    numbers, duplicate people, unknown codes) plus cross-table checks (dates in the future or before
+    birth, rows pointing at unknown patients or practices). Empty when the records can be loaded.
+    """
+    today = pd.Timestamp(today if today is not None else pd.Timestamp.today()).normalize()
+    problems: list[RecordProblem] = []
+    present = {t: getattr(records, t) for t in REQUIRED_TABLES + OPTIONAL_TABLES if getattr(records, t) is not None}
+    files = {t: _file_name(records, t) for t in present}
+    for table, frame in present.items():
+        frame.reset_index(drop=True, inplace=True)
+        problems += schema_problems(files[table], frame, SCHEMAS[table])
+    patients = present["patients"]
+    births = pd.Series(dtype="datetime64[ns]")
+    known_people: set[str] = set()
+    if "nhs_number" in patients.columns:
+        known_people = set(patients["nhs_number"].astype(str))
+        births = pd.Series(_dates(patients, "date_of_birth").values, index=patients["nhs_number"].astype(str))
+        births = births[~births.index.duplicated()]
+    for table, columns in DATE_COLUMNS.items():
+        frame = present.get(table)
+        if frame is None:
+            continue
+        for column in columns:
+            problems += _rows(files[table], _dates(frame, column) > today, column,
+                              f"date is in the future (after {today.date().isoformat()})")
+    if "date_of_birth" in patients.columns:
+        born = _dates(patients, "date_of_birth")
+        for column in ("registered_from", "date_of_death"):
+            problems += _rows(files["patients"], _dates(patients, column) < born, column, "date is before birth")
+        problems += _rows(files["patients"], _dates(patients, "registered_to") < _dates(patients, "registered_from"),
+                          "registered_to", "date is before registered_from")
+    practices = present["practices"]
+    if "practice_code" in patients.columns and "practice_code" in practices.columns:
+        known_practices = set(practices["practice_code"].astype(str))
+        problems += _rows(files["patients"], ~patients["practice_code"].astype(str).isin(known_practices),
+                          "practice_code", "practice is not in the practices table")
+    for table in ("conditions", "encounters", "observations", "truth"):
+        frame = present.get(table)
+        if frame is None or "nhs_number" not in frame.columns:
+            continue
+        ids = frame["nhs_number"].astype(str)
+        problems += _rows(files[table], ~ids.isin(known_people), "nhs_number", "no such person in patients")
+        date_column = PERSON_EVENT_DATES.get(table)
+        if date_column and not births.empty:
+            born = pd.Series(births.reindex(ids).values, index=frame.index)
+            problems += _rows(files[table], _dates(frame, date_column) < born, date_column, "date is before birth")
+    return problems
+
+
+def problems_report(problems: list[RecordProblem], limit_per_kind: int = REPORT_LIMIT_PER_KIND) -> str:
+    """One line per problem, at most ``limit_per_kind`` per file/column/message, then a count."""
+    lines, seen = [], {}
+    for problem in problems:
+        kind = (problem.file, problem.column, problem.message.split(" value ")[0] if problem.row else problem.message)
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= limit_per_kind:
+            lines.append(f"  - {problem}")
+    for kind, count in seen.items():
+        if count > limit_per_kind:
+            lines.append(f"  - {kind[0]}, column {kind[1]}: {count - limit_per_kind} more like these")
+    return "\n".join(lines)

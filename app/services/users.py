@@ -21,7 +21,7 @@ _hasher = PasswordHasher()
 # Verified against when the username is unknown, so timing does not reveal which usernames exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
 
-DEMO_PASSWORD_SUFFIX = "-demo"
+DEMO_PASSWORD_SUFFIX = "-demo-pass"
 DEFAULT_CASELOAD_CAPACITY = 50
 
 
@@ -184,7 +184,7 @@ def demo_users(practices: Sequence[tuple[str, str]]) -> list[DemoUser]:
 
     One practice user per two practices (sorted by code), a navigator, an MDT clinician and a
     PCN commissioner for the first two practices' area, an area commissioner and an admin.
-    Each password is the username followed by ``-demo``.
+    Each password is the username followed by ``-demo-pass``.
     """
     ordered = sorted(practices)
     codes = [code for code, _ in ordered]

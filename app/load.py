@@ -1,0 +1,380 @@
+"""Load records and a score run into the store: validate everything first, then write it all in one
+transaction that makes the new run current at its end (a crash leaves the previous run served).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy.engine import Engine
+from tqdm import tqdm
+
+from features.errors import UserInputError
+from features.records import (
+    REQUIRED_TABLES,
+    OPTIONAL_TABLES,
+    PATIENTS_SCHEMA,
+    RecordProblem,
+    Records,
+    problems_report,
+    read_table,
+    table_path,
+    validate_records,
+    NHS_NUMBER_CHECK,
+    schema_problems,
+)
+from app import settings
+from app.db import get_engine, session_scope
+from app.services import audit
+from app.services.access import CurrentUser, Role
+from app.services.users import seed_demo_users
+from app.store import (
+    CaseloadAssignment,
+    Condition,
+    EncounterSummary,
+    RegisteredModel,
+    Score,
+    ScoreRun,
+    User,
+)
+
+LOADER = CurrentUser(username="system:load", display_name="Loader", role=Role.ADMIN)
+CHUNK_ROWS = 50_000
+KEEP_PREVIOUS_RUNS = 1  # the run before the current one stays, for comparison
+FLAG_COLUMNS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
+DEMO_CASELOAD_SIZE = 40
+
+SCORES_SCHEMA = pa.DataFrameSchema(
+    {
+        "nhs_number": pa.Column(str, NHS_NUMBER_CHECK, unique=True),
+        "practice_code": pa.Column(str),
+        "probability": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
+        "percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0)),
+        "practice_percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0), nullable=True, required=False),
+        **{flag: pa.Column(bool) for flag in FLAG_COLUMNS},
+    },
+    coerce=True,
+    name="scores",
+)
+
+
+class LoadRefused(UserInputError):
+    """Nothing was written: the inputs have problems (listed in the message)."""
+
+
+@dataclass
+class LoadSummary:
+    run_id: int
+    model_sha256: str
+    people_scored: int
+    flagged: int
+    patients: int
+    conditions: int
+    encounter_summaries: int
+    demo_users_created: list[str]
+    seconds: float
+
+
+def model_identity(model_dir: str | Path) -> tuple[str, dict]:
+    """(sha256 of model.joblib, manifest) after checking the manifest's own hash matches the file."""
+    from model.persist import MODEL_FILE, file_sha256, read_manifest  # heavy imports, only when used
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    model_file = model_dir / manifest.get("model_file", MODEL_FILE)
+    if not model_file.is_file():
+        raise UserInputError(f"The model folder {model_dir} has no {model_file.name}.")
+    sha = file_sha256(model_file)
+    declared = manifest.get("sha256")
+    if declared != sha:
+        raise UserInputError(
+            f"{model_file} does not match its manifest (sha256 {sha[:12]}… vs {str(declared)[:12]}…); "
+            "the file has been changed since it was saved."
+        )
+    return sha, manifest
+
+
+def register_model(session, model_dir: str | Path) -> str:
+    """Record the model's sha256 so score runs made with it may be loaded; returns the hash."""
+    sha, manifest = model_identity(model_dir)
+    if session.get(RegisteredModel, sha) is None:
+        session.add(RegisteredModel(sha256=sha, name=str(Path(model_dir).resolve().name), manifest=manifest))
+        session.flush()
+        audit.record(session, LOADER, "model_register", "model", sha, after={"name": Path(model_dir).name})
+    return sha
+
+
+def read_records_checked(directory: str | Path) -> tuple[Records | None, list[RecordProblem]]:
+    """Read a records folder, turning missing or unreadable files into problems (not exceptions)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserInputError(f"The records folder {directory} does not exist.")
+    tables, problems = {}, []
+    for table in REQUIRED_TABLES + OPTIONAL_TABLES:
+        path = table_path(directory, table)
+        if path is None:
+            if table in REQUIRED_TABLES:
+                problems.append(RecordProblem(f"{table}.parquet", None, None, "file is missing"))
+            tables[table] = None
+            continue
+        try:
+            tables[table] = read_table(path)
+        except Exception as error:  # any parser error is a problem with the file, reported with the rest
+            problems.append(RecordProblem(path.name, None, None, f"cannot be read ({type(error).__name__}: {error})"))
+            tables[table] = None
+    if problems:
+        return None, problems
+    return Records(**tables, source=str(directory)), []
+
+
+def _json_list(value) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps([str(v) for v in list(value)])
+
+
+def read_scores(path: str | Path, known_people: set[str]) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
+    """The score file, its metadata (model_sha256, index_date if present) and any problems."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"The score file {path} does not exist.")
+    try:
+        frame = pd.read_parquet(path)
+        raw_meta = pq.read_schema(path).metadata or {}
+    except Exception as error:
+        return None, {}, [RecordProblem(path.name, None, None, f"cannot be read ({type(error).__name__}: {error})")]
+    meta = {k.decode(): v.decode() for k, v in raw_meta.items() if k in (b"model_sha256", b"index_date")}
+    for column in ("model_sha256", "index_date"):
+        if column in frame.columns and frame[column].nunique() == 1:
+            meta.setdefault(column, str(frame[column].iloc[0])[:64])
+    if "nhs_number" not in frame.columns and frame.index.name == "nhs_number":
+        frame = frame.reset_index()
+    frame = frame.reset_index(drop=True)
+    problems = [RecordProblem(path.name, p.row, p.column, p.message)
+                for p in schema_problems("scores", frame, SCORES_SCHEMA)]
+    if "nhs_number" in frame.columns:
+        unknown = ~frame["nhs_number"].astype(str).isin(known_people)
+        problems += [RecordProblem(path.name, int(i) + 1, "nhs_number", "no such person in the records' patients")
+                     for i in unknown[unknown].index]
+    return (None if problems else SCORES_SCHEMA.validate(frame)), meta, problems
+
+
+# --- bulk writes -------------------------------------------------------------------------------
+
+def _python_rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
+    """Rows as plain Python values the drivers take directly (dates as ISO text on SQLite)."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [None if pd.isna(v) else (v.date().isoformat() if sqlite else v.date()) for v in series]
+        elif pd.api.types.is_bool_dtype(series):
+            values = [bool(v) for v in series]
+        elif pd.api.types.is_integer_dtype(series):
+            values = [None if pd.isna(v) else int(v) for v in series]
+        elif pd.api.types.is_float_dtype(series):
+            values = [None if pd.isna(v) else float(v) for v in series]
+        else:
+            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else v for v in series]
+        columns.append(values)
+    return list(zip(*columns))
+
+
+def bulk_insert(connection: Connection, table: str, frame: pd.DataFrame,
+                on_chunk: Callable[[int], None] | None = None, progress: tqdm | None = None) -> int:
+    """COPY on PostgreSQL, executemany on SQLite, in chunks; inside the caller's transaction."""
+    names = ", ".join(frame.columns)
+    sqlite = connection.dialect.name == "sqlite"
+    driver = connection.connection.driver_connection
+    written = 0
+    for start in range(0, len(frame), CHUNK_ROWS):
+        rows = _python_rows(frame.iloc[start:start + CHUNK_ROWS], sqlite)
+        if sqlite:
+            marks = ", ".join("?" * len(frame.columns))
+            driver.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        else:
+            with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        written += len(rows)
+        if progress is not None:
+            progress.update(len(rows))
+        if on_chunk is not None:
+            on_chunk(written)
+    return written
+
+
+def _upsert(connection: Connection, table: str, frame: pd.DataFrame, key: str) -> None:
+    columns = list(frame.columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    statement = text(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    sqlite = connection.dialect.name == "sqlite"
+    for start in range(0, len(frame), CHUNK_ROWS):
+        rows = _python_rows(frame.iloc[start:start + CHUNK_ROWS], sqlite)
+        connection.execute(statement, [dict(zip(columns, row)) for row in rows])
+
+
+def encounter_summaries(encounters: pd.DataFrame) -> pd.DataFrame:
+    frame = encounters.assign(date=pd.to_datetime(encounters["date"]))
+    frame["year"] = frame["date"].dt.year
+    summary = frame.groupby(["nhs_number", "kind", "year"], as_index=False).agg(
+        count=("date", "size"), last_date=("date", "max")
+    )
+    return summary
+
+
+def _patients_frame(records: Records) -> pd.DataFrame:
+    patients = PATIENTS_SCHEMA.validate(records.patients)
+    columns = ["nhs_number", "given_name", "family_name", "date_of_birth", "sex", "ethnicity", "imd_decile",
+               "practice_code", "pcn_code", "registered_from", "registered_to", "date_of_death", "care_home"]
+    for column in ("given_name", "family_name", "ethnicity"):
+        patients[column] = patients[column].astype(object).where(patients[column].notna(), None)
+    return patients.loc[:, columns]
+
+
+def _seed_demo_caseload(session, navigator: str) -> None:
+    """Put the highest-risk flagged people at the navigator's practices on their caseload (demo)."""
+    user = session.get(User, navigator)
+    if user is None or session.scalar(select(func.count()).select_from(CaseloadAssignment)):
+        return
+    run_id = session.scalar(select(ScoreRun.id).where(ScoreRun.is_current))
+    people = session.scalars(
+        select(Score.nhs_number).where(Score.run_id == run_id, Score.flagged,
+                                       Score.practice_code.in_(user.practice_codes))
+        .order_by(Score.probability.desc()).limit(DEMO_CASELOAD_SIZE)
+    ).all()
+    session.add_all(CaseloadAssignment(nhs_number=n, navigator_username=navigator, assigned_by=LOADER.username)
+                    for n in people)
+
+
+def load(
+    records_dir: str | Path,
+    scores_path: str | Path,
+    model_dir: str | Path | None = None,
+    database_url: str | None = None,
+    *,
+    engine: Engine | None = None,
+    progress: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+    today: date | None = None,
+) -> LoadSummary:
+    """Validate the records and scores, then write them and make the new score run current.
+
+    All-or-nothing: any problem raises ``LoadRefused`` listing every problem before anything is
+    written; the writes share one transaction, so an interrupted load changes nothing.
+    """
+    started = time.perf_counter()
+    records, problems = read_records_checked(records_dir)
+    if records is not None:
+        problems = validate_records(records, today=pd.Timestamp(today) if today else None)
+    known_people = set(records.patients["nhs_number"].astype(str)) if records is not None and \
+        "nhs_number" in records.patients.columns else set()
+    scores, meta, score_problems = read_scores(scores_path, known_people)
+    problems += score_problems
+    if problems:
+        raise LoadRefused(
+            f"Nothing was loaded: {len(problems)} problem(s) in {records_dir} and {scores_path}:\n"
+            + problems_report(problems)
+        )
+    owns_engine = engine is None
+    engine = engine or get_engine(database_url)
+    try:
+        return _write(engine, records, scores, meta, model_dir, str(scores_path), progress, on_chunk, started)
+    finally:
+        if owns_engine:
+            engine.dispose()
+
+
+def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk, started) -> LoadSummary:
+    patients = _patients_frame(records)
+    practices = records.practices.astype(str)
+    conditions = records.conditions.loc[:, ["nhs_number", "condition", "diagnosed_on"]].assign(
+        diagnosed_on=lambda f: pd.to_datetime(f["diagnosed_on"]))
+    summaries = encounter_summaries(records.encounters)
+    score_rows = scores.copy()
+    score_rows["flagged"] = score_rows[list(FLAG_COLUMNS)].any(axis=1)
+    if "practice_percentile" not in score_rows.columns:
+        score_rows["practice_percentile"] = float("nan")
+    for column in ("reasons", "missing_predictors"):
+        score_rows[column] = [_json_list(v) for v in score_rows[column]] if column in score_rows.columns else None
+    index_date = pd.to_datetime(meta.get("index_date"), errors="coerce") if meta.get("index_date") else None
+    with session_scope(engine, write=True) as session:
+        declared = meta.get("model_sha256")
+        sha = register_model(session, model_dir) if model_dir is not None else declared
+        if model_dir is not None and declared and declared != sha:
+            raise LoadRefused(
+                f"The score file was made by model {declared[:12]}… but --model is {sha[:12]}…; nothing was loaded."
+            )
+        if not sha:
+            raise LoadRefused(
+                "The score file does not say which model made it; pass --model MODEL_DIR. Nothing was loaded."
+            )
+        if session.get(RegisteredModel, sha) is None:
+            raise LoadRefused(
+                f"The model {sha[:12]}… that made these scores is not registered; register it with "
+                "--model MODEL_DIR. Nothing was loaded."
+            )
+        connection = session.connection()
+        _upsert(connection, "pcns", practices[["pcn_code", "pcn_name"]].drop_duplicates("pcn_code"), "pcn_code")
+        _upsert(connection, "practices", practices[["practice_code", "practice_name", "pcn_code"]], "practice_code")
+        _upsert(connection, "patients", patients, "nhs_number")
+        connection.execute(delete(Condition))
+        bulk_insert(connection, "conditions", conditions)
+        connection.execute(delete(EncounterSummary))
+        bulk_insert(connection, "encounter_summaries", summaries)
+        run = ScoreRun(model_sha256=sha, index_date=index_date.date() if index_date is not None and not pd.isna(index_date) else None,
+                       source=source[-500:], people=len(score_rows), is_current=False)
+        session.add(run)
+        session.flush()
+        columns = ["nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
+                   *FLAG_COLUMNS, "flagged", "reasons", "missing_predictors"]
+        frame = score_rows.loc[:, columns]
+        frame.insert(0, "run_id", run.id)
+        with tqdm(total=len(frame), desc="scores", unit="row", disable=not progress, leave=False) as bar:
+            bulk_insert(connection, "scores", frame, on_chunk=on_chunk, progress=bar)
+        # The switch: in the same transaction as every row above, so readers see all or nothing.
+        connection.execute(update(ScoreRun).values(is_current=ScoreRun.id == run.id))
+        demo_created = []
+        if settings.demo_mode():
+            pairs = list(zip(practices["practice_code"], practices["pcn_code"]))
+            demo_created = [u.username for u in seed_demo_users(session, pairs)]
+            _seed_demo_caseload(session, "navigator1")
+        audit.record(session, LOADER, "score_run_load", "score_run", str(run.id),
+                     after={"people": len(score_rows), "model_sha256": sha, "patients": len(patients)})
+        run_id = run.id
+    _prune_old_runs(engine, run_id)
+    return LoadSummary(
+        run_id=run_id, model_sha256=sha, people_scored=len(score_rows), flagged=int(score_rows["flagged"].sum()),
+        patients=len(patients), conditions=len(conditions), encounter_summaries=len(summaries),
+        demo_users_created=demo_created, seconds=time.perf_counter() - started,
+    )
+
+
+def _prune_old_runs(engine: Engine, current_run_id: int) -> None:
+    with session_scope(engine, write=True) as session:
+        older = session.scalars(select(ScoreRun.id).where(ScoreRun.id < current_run_id)
+                                .order_by(ScoreRun.id.desc()).offset(KEEP_PREVIOUS_RUNS)).all()
+        if older:
+            session.execute(delete(Score).where(Score.run_id.in_(older)))
+            session.execute(delete(ScoreRun).where(ScoreRun.id.in_(older)))
+
+
+def upgrade_database(database_url: str | None = None) -> str:
+    from app.migrations import upgrade
+    url = database_url or settings.database_url()
+    upgrade(url)
+    return url
