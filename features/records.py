@@ -271,10 +271,11 @@ def validate_records(records: Records, today: pd.Timestamp | None = None) -> lis
     """
     today = pd.Timestamp(today if today is not None else pd.Timestamp.today()).normalize()
     problems: list[RecordProblem] = []
-    present = {t: getattr(records, t) for t in REQUIRED_TABLES + OPTIONAL_TABLES if getattr(records, t) is not None}
+    # Positional index, so a problem's row is its place in the file.
+    present = {t: getattr(records, t).reset_index(drop=True)
+               for t in REQUIRED_TABLES + OPTIONAL_TABLES if getattr(records, t) is not None}
     files = {t: _file_name(records, t) for t in present}
     for table, frame in present.items():
-        frame.reset_index(drop=True, inplace=True)
         problems += schema_problems(files[table], frame, SCHEMAS[table])
     patients = present["patients"]
     births = pd.Series(dtype="datetime64[ns]")

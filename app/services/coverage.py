@@ -27,7 +27,7 @@ from app.store import (
 )
 
 LEVELS = ("practice", "pcn", "area")
-COVERAGE_COLUMNS = ("level", "code", "name", "group", "group_label", "flagged", "covered", "percent")
+COVERAGE_COLUMNS = ("level", "code", "unit_name", "group", "group_label", "flagged", "covered", "percent")
 AREA_CODE = "ALL"
 
 
@@ -80,19 +80,19 @@ def _roll_up(raw: pd.DataFrame, session: Session, level: str) -> pd.DataFrame:
     )
     frame = raw.merge(practices, on="practice_code", how="left")
     if level == "practice":
-        frame["code"], frame["name"] = frame["practice_code"], frame["practice_name"]
+        frame["code"], frame["unit_name"] = frame["practice_code"], frame["practice_name"]
     elif level == "pcn":
-        frame["code"], frame["name"] = frame["pcn_code"], frame["pcn_name"]
+        frame["code"], frame["unit_name"] = frame["pcn_code"], frame["pcn_name"]
     else:
-        frame["code"], frame["name"] = AREA_CODE, "Whole area"
+        frame["code"], frame["unit_name"] = AREA_CODE, "Whole area"
     value_columns = [c for c in raw.columns if c != "practice_code"]
-    summed = frame.groupby(["code", "name"], as_index=False)[value_columns].sum()
+    summed = frame.groupby(["code", "unit_name"], as_index=False)[value_columns].sum()
     rows = []
     for record in summed.to_dict("records"):
         for group in FLAGS:
-            rows.append({"level": level, "code": record["code"], "name": record["name"], "group": group,
+            rows.append({"level": level, "code": record["code"], "unit_name": record["unit_name"], "group": group,
                          "flagged": int(record[f"{group}_flagged"]), "covered": int(record[f"{group}_covered"])})
-    return pd.DataFrame(rows, columns=["level", "code", "name", "group", "flagged", "covered"])
+    return pd.DataFrame(rows, columns=["level", "code", "unit_name", "group", "flagged", "covered"])
 
 
 def coverage(session: Session, user: CurrentUser, level: str = "practice", today: date | None = None) -> pd.DataFrame:

@@ -1,0 +1,162 @@
+"""Access rules, called at the service layer: each role's reach and each refusal."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import session_scope
+from app.services import audit, careplans, coverage, patients
+from app.services.access import AccessDenied, NotFound
+from app.services.users import assert_safe_to_start, authenticate, update_user, UnsafeToStart
+from app.store import AuditEvent, CaseloadAssignment, Patient
+from features.errors import UserInputError
+
+REVIEW = date.today() + timedelta(days=90)
+
+
+def _person_at(session, practice_code: str) -> str:
+    return session.scalar(select(Patient.nhs_number).where(Patient.practice_code == practice_code)
+                          .order_by(Patient.nhs_number))
+
+
+def _denials(session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "access_denied"))
+
+
+def test_practice_user_reads_only_their_practices(loaded_engine, users):
+    practice1 = users["practice1"]
+    assert practice1.practice_codes == {"P001", "P002"}
+    with session_scope(loaded_engine) as session:
+        listed = patients.flagged_list(session, practice1)
+        assert len(listed) > 0
+        assert set(listed["practice_code"]) <= {"P001", "P002"}
+        own = _person_at(session, "P001")
+        assert patients.patient_record(session, practice1, own)["nhs_number"] == own
+        other = _person_at(session, "P003")
+        before = _denials(session)
+        with pytest.raises(AccessDenied, match="not registered at your practices"):
+            patients.patient_record(session, practice1, other)
+        with pytest.raises(AccessDenied):
+            patients.flagged_list(session, practice1, practice_code="P003")
+        assert _denials(session) == before + 1
+
+
+def test_practice_user_cannot_change_another_practices_person(loaded_engine, users):
+    with session_scope(loaded_engine, write=True) as session:
+        other = _person_at(session, "P004")
+        with pytest.raises(AccessDenied):
+            careplans.save_care_plan(session, users["practice1"], other, 0, status="draft")
+        with pytest.raises(AccessDenied):
+            careplans.assign_lead_professional(session, users["practice1"], other, "Dr Who", "GP", 0)
+        assert careplans.get_care_plan(session, users["practice2"], other)["version"] == 0
+
+
+def test_navigator_reaches_caseload_outside_their_practices(loaded_engine, users):
+    navigator = users["navigator1"]
+    with session_scope(loaded_engine, write=True) as session:
+        outside = session.scalars(select(Patient.nhs_number).where(Patient.practice_code == "P003")
+                                  .order_by(Patient.nhs_number).limit(2)).all()
+        with pytest.raises(AccessDenied):
+            patients.patient_record(session, navigator, outside[0])
+        session.add(CaseloadAssignment(nhs_number=outside[0], navigator_username="navigator1", assigned_by="test"))
+        session.flush()
+        assert patients.patient_record(session, navigator, outside[0])["practice_code"] == "P003"
+        with pytest.raises(AccessDenied, match="or on your caseload"):
+            patients.patient_record(session, navigator, outside[1])
+
+
+def test_mdt_user_reads_their_practices(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        assert patients.patient_record(session, users["mdt1"], _person_at(session, "P002"))
+        with pytest.raises(AccessDenied):
+            patients.patient_record(session, users["mdt1"], _person_at(session, "P004"))
+
+
+@pytest.mark.parametrize("username", ["commissioner", "commissioner_pcn1", "admin"])
+def test_aggregate_roles_reach_no_person(loaded_engine, users, username):
+    user = users[username]
+    with session_scope(loaded_engine, write=True) as session:
+        person = _person_at(session, "P001")
+        person_level_calls = [
+            lambda: patients.flagged_list(session, user),
+            lambda: patients.patient_record(session, user, person),
+            lambda: careplans.get_care_plan(session, user, person),
+            lambda: careplans.get_lead_professional(session, user, person),
+            lambda: careplans.save_care_plan(session, user, person, 0, status="draft"),
+            lambda: careplans.assign_lead_professional(session, user, person, "A Name", "GP", 0),
+        ]
+        for call in person_level_calls:
+            with pytest.raises(AccessDenied):
+                call()
+
+
+def test_commissioner_coverage_holds_no_identifiers(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        identifiers = set(session.scalars(select(Patient.nhs_number)))
+        names = set(session.scalars(select(Patient.family_name)))
+        for level in ("practice", "pcn", "area"):
+            table = coverage.coverage(session, users["commissioner"], level=level)
+            trend = coverage.coverage_trend(session, users["commissioner"], months=3, level=level)
+            for frame in (table, trend):
+                cells = {str(v) for v in frame.astype(str).to_numpy().ravel()}
+                assert not cells & identifiers and not cells & names
+                assert not {"nhs_number", "name", "date_of_birth"} & set(frame.columns)
+
+
+def test_pcn_commissioner_sees_only_their_pcn(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        pcn = coverage.coverage(session, users["commissioner_pcn1"], level="practice")
+        everyone = coverage.coverage(session, users["commissioner"], level="practice")
+    assert set(pcn["code"]) == {"P001", "P002"}
+    assert set(everyone["code"]) == {"P001", "P002", "P003", "P004"}
+
+
+def test_only_admins_read_the_audit_trail(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        assert len(audit.search_audit(session, users["admin"])) > 0
+        for username in ("practice1", "commissioner", "navigator1"):
+            with pytest.raises(AccessDenied):
+                audit.search_audit(session, users[username])
+
+
+def test_unknown_and_malformed_nhs_numbers(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        with pytest.raises(NotFound, match="no person with NHS number 9434765919"):
+            patients.patient_record(session, users["practice1"], "943 476 5919")
+        with pytest.raises(UserInputError):
+            patients.patient_record(session, users["practice1"], "12345")
+
+
+def test_writes_need_a_write_session(loaded_engine, users):
+    with session_scope(loaded_engine) as session:
+        with pytest.raises(RuntimeError, match="write=True"):
+            careplans.save_care_plan(session, users["practice1"], _person_at(session, "P001"), 0, status="draft")
+
+
+def test_sign_in_with_argon2_hashes(loaded_engine):
+    with session_scope(loaded_engine, write=True) as session:
+        user = authenticate(session, "practice1", "practice1-demo-pass")
+        assert user is not None and user.role == "practice"
+        assert authenticate(session, "practice1", "wrong password") is None
+        assert authenticate(session, "nobody", "practice1-demo-pass") is None
+        stored = session.execute(select(func.min(AuditEvent.id))).scalar()
+        assert stored is not None
+
+
+def test_production_refuses_demo_users(loaded_engine, users, monkeypatch):
+    monkeypatch.setenv("PROACTIVE_CARE_MODE", "production")
+    with session_scope(loaded_engine, write=True) as session:
+        with pytest.raises(UnsafeToStart, match="demo user"):
+            assert_safe_to_start(session)
+        from app.services.users import list_users
+        for row in list_users(session, users["admin"]):
+            if row["is_demo"] and row["username"] != "admin":
+                update_user(session, users["admin"], row["username"], active=False)
+        update_user(session, users["admin"], "admin", password="a long new secret")
+        assert_safe_to_start(session)  # no demo accounts left: starts
+    monkeypatch.setenv("PROACTIVE_CARE_MODE", "demo")
+    with session_scope(loaded_engine) as session:
+        assert authenticate(session, "practice1", "practice1-demo-pass") is None  # deactivated
