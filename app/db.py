@@ -70,9 +70,13 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     """A session committed on success and rolled back on error.
 
     ``write=True`` is required by every service that changes data (they check ``session.info``).
+    Work queued in ``session.info["after_close"]`` (callables taking a session) runs afterwards in
+    its own short write transaction, whether this one committed or rolled back: the audit trail
+    uses it for views in read sessions and for refusals, which must be kept even when the
+    caller's transaction is rolled back.
     """
     bind = engine.execution_options(**{_WRITE_OPTION: True}) if write else engine
-    session = Session(bind=bind, expire_on_commit=False, info={"write": write})
+    session = Session(bind=bind, expire_on_commit=False, info={"write": write, "after_close": []})
     try:
         yield session
         session.commit()
@@ -80,7 +84,12 @@ def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        pending = session.info["after_close"]
         session.close()
+        if pending:
+            with session_scope(engine, write=True) as follow_up:
+                for work in pending:
+                    work(follow_up)
 
 
 def require_write_session(session: Session) -> None:

@@ -37,11 +37,16 @@ def test_practice_user_reads_only_their_practices(loaded_engine, users):
         assert patients.patient_record(session, practice1, own)["nhs_number"] == own
         other = _person_at(session, "P003")
         before = _denials(session)
-        with pytest.raises(AccessDenied, match="not registered at your practices"):
+    with pytest.raises(AccessDenied, match="not registered at your practices"):
+        with session_scope(loaded_engine, write=True) as session:  # the caller's work rolls back...
             patients.patient_record(session, practice1, other)
+    with session_scope(loaded_engine) as session:
         with pytest.raises(AccessDenied):
             patients.flagged_list(session, practice1, practice_code="P003")
+    with session_scope(loaded_engine) as session:  # ...but the refusal is on the record
         assert _denials(session) == before + 1
+        denial = session.scalars(select(AuditEvent).where(AuditEvent.action == "access_denied")).one()
+        assert (denial.username, denial.entity_id) == ("practice1", other)
 
 
 def test_practice_user_cannot_change_another_practices_person(loaded_engine, users):

@@ -100,17 +100,18 @@ def check_person_access(
 
     nhs_number = normalise_nhs_number(nhs_number)
     if not user.sees_people:
-        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing)
+        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing, independent=True)
         raise AccessDenied(f"{user.role_label} users cannot {doing} a person's record.")
     patient = session.get(Patient, nhs_number)
     if patient is None:
-        audit.record(session, user, "access_denied", "patient", nhs_number, detail="not found")
+        audit.record(session, user, "access_denied", "patient", nhs_number, detail="not found",
+                     independent=True)
         raise NotFound(f"There is no person with NHS number {nhs_number} in the store.")
     allowed = session.scalar(select(Patient.nhs_number).where(
         Patient.nhs_number == nhs_number, person_scope(user)
     ))
     if allowed is None:
-        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing)
+        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing, independent=True)
         raise AccessDenied(
             f"NHS number {nhs_number} is not registered at your practices"
             f"{' or on your caseload' if user.role == Role.NAVIGATOR else ''}, so you cannot {doing} it."

@@ -41,8 +41,15 @@ def record(
     before: dict | None = None,
     after: dict | None = None,
     detail: str | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
+    independent: bool = False,
+) -> None:
+    """Append one event.
+
+    In a write session the event joins the caller's transaction (a change and its audit row
+    commit together). Views in read sessions, and ``independent`` events (refusals), are written
+    in their own transaction when the session closes, so they are kept even if the caller rolls back.
+    """
+    fields = dict(
         at=datetime.now(timezone.utc),
         username=user.username,
         role=str(user.role),
@@ -53,9 +60,12 @@ def record(
         after=jsonable(after) if after is not None else None,
         detail=detail,
     )
-    session.add(event)
+    deferred = session.info.get("after_close")
+    if deferred is not None and (independent or not session.info.get("write")):
+        deferred.append(lambda follow_up: follow_up.add(AuditEvent(**fields)))
+        return
+    session.add(AuditEvent(**fields))
     session.flush()
-    return event
 
 
 def search_audit(
@@ -73,7 +83,7 @@ def search_audit(
     try:
         require_role(user, Role.ADMIN, doing="read the audit trail")
     except AccessDenied:
-        record(session, user, "access_denied", "audit", detail="search audit")
+        record(session, user, "access_denied", "audit", detail="search audit", independent=True)
         raise
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if username:
