@@ -66,6 +66,9 @@ def save(model: FittedModel, model_dir: str | Path, **extra) -> dict:
     """Write model.joblib and manifest.json; returns the manifest."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    # A previous model's report and card in this folder no longer apply.
+    for stale in model_dir.glob("evaluation*"):
+        stale.unlink()
     path = model_dir / MODEL_FILE
     joblib.dump(model, path, compress=3)
     manifest = {
