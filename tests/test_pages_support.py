@@ -105,3 +105,7 @@ def flagged_numbers(practice_code: str) -> list[str]:
     numbers = synthetic_nhs_numbers(PEOPLE_PER_PRACTICE * len(PRACTICES))
     start = [p for p, _ in PRACTICES].index(practice_code) * PEOPLE_PER_PRACTICE
     return [numbers[i] for i in range(start, start + PEOPLE_PER_PRACTICE) if i % 3 == 0]
+
+
+def demo_password(username: str) -> str:
+    return next(d.password for d in demo_users(PRACTICES) if d.username == username)

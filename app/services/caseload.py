@@ -206,6 +206,8 @@ def assign_to_navigator(
         before = {"navigator": current.navigator_username, "version": current.version}
         if expected_version != current.version:
             _raise_stale(expected_version, current)
+        if current.navigator_username == navigator.username:
+            return _assignment_result(session, navigator, patient.nhs_number, current.version)
         result = session.execute(
             update(CaseloadAssignment)
             .where(CaseloadAssignment.nhs_number == patient.nhs_number,
@@ -218,19 +220,21 @@ def assign_to_navigator(
             session.refresh(current)
             _raise_stale(expected_version, current)
         session.expire(current)
+    after = {"navigator": navigator.username, "version": current.version}
+    audit.record(session, user, "caseload_assign", "caseload_assignment", patient.nhs_number,
+                 before=before, after=after)
+    return _assignment_result(session, navigator, patient.nhs_number, current.version)
+
+
+def _assignment_result(session: Session, navigator: User, nhs_number: str, version: int) -> dict:
     people = session.scalar(
         select(func.count()).select_from(CaseloadAssignment)
         .where(CaseloadAssignment.navigator_username == navigator.username)
     )
-    after = {"navigator": navigator.username, "version": current.version}
-    audit.record(session, user, "caseload_assign", "caseload_assignment", patient.nhs_number,
-                 before=before, after=after)
     capacity = navigator.caseload_capacity
     return {
-        **after,
-        "nhs_number": patient.nhs_number,
-        "people": people,
-        "capacity": capacity,
+        "navigator": navigator.username, "version": version, "nhs_number": nhs_number,
+        "people": people, "capacity": capacity,
         "over_capacity": capacity is not None and people > capacity,
     }
 

@@ -1,0 +1,146 @@
+"""Shared Streamlit helpers for the pages: the engine, the signed-in user, sessions, errors, caching.
+
+Pages stay thin: they read inputs, call a service through ``read``/``write`` here, and draw.
+Every service error a person can cause (``UserInputError``, ``AccessDenied``) becomes one sentence
+on screen via ``show_errors``; nothing reaches the browser as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, select
+
+from features.errors import UserInputError
+from app.db import get_engine, session_scope
+from app.services.access import AccessDenied, CurrentUser, Role
+from app.services.careplans import PLAN_STATUS_LABELS
+from app.settings import REPO_ROOT, database_url
+from app.store import CaseloadAssignment, CarePlanHistory, LeadProfessionalHistory, ScoreRun
+
+USER_KEY = "user"
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+CACHE_TTL_SECONDS = 120  # other app servers' writes show up within this time
+
+
+def engine():
+    """One engine (connection pool) per server process and ``PROACTIVE_CARE_DATABASE_URL``."""
+    return _engine(database_url())
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str):
+    return get_engine(url)
+
+
+def current_user() -> CurrentUser | None:
+    return st.session_state.get(USER_KEY)
+
+
+def require_user() -> CurrentUser:
+    user = current_user()
+    if user is None:
+        st.info("Please sign in.")
+        st.stop()
+    return user
+
+
+def read(service: Callable, *args, **kwargs) -> Any:
+    """Call ``service(session, user, ...)`` for the signed-in user.
+
+    Reads write audit rows, so the session is a write session (on SQLite it queues behind other
+    writers instead of failing when a snapshot goes stale).
+    """
+    with session_scope(engine(), write=True) as session:
+        return service(session, require_user(), *args, **kwargs)
+
+
+def write(service: Callable, *args, **kwargs) -> Any:
+    """Call a changing service, then drop cached reads so every page shows the change."""
+    result = read(service, *args, **kwargs)
+    st.cache_data.clear()
+    return result
+
+
+@contextmanager
+def show_errors() -> Iterator[None]:
+    """Show a person's mistake or a refusal as one sentence instead of a traceback."""
+    try:
+        yield
+    except (UserInputError, AccessDenied) as error:
+        st.error(str(error))
+
+
+def data_version() -> tuple:
+    """Changes whenever a plan, lead professional, caseload or score run changes (a cache key)."""
+    with session_scope(engine()) as session:
+        return (
+            session.scalar(select(func.max(ScoreRun.id)).where(ScoreRun.is_current)),
+            session.scalar(select(func.count()).select_from(CarePlanHistory)),
+            session.scalar(select(func.count()).select_from(LeadProfessionalHistory)),
+            session.scalar(select(func.coalesce(func.sum(CaseloadAssignment.version), 0))),
+        )
+
+
+def cached_read(service: Callable, *args, **kwargs) -> Any:
+    """``read`` cached per user, arguments, day and data version (for the expensive lists)."""
+    return _cached(service.__module__, service.__name__, require_user(), database_url(), data_version(),
+                   date.today(), args, tuple(sorted(kwargs.items())))
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=256)
+def _cached(module: str, name: str, user: CurrentUser, url: str, version: tuple, today: date,
+            args: tuple, kwargs: tuple) -> Any:
+    import importlib
+
+    service = getattr(importlib.import_module(module), name)
+    with session_scope(engine(), write=True) as session:
+        return service(session, user, *args, **dict(kwargs))
+
+
+def query_param(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def plan_label(status: str | None) -> str:
+    return PLAN_STATUS_LABELS.get(status or "none", str(status))
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.0%}"
+
+
+def xmr_limits(values: pd.Series) -> dict[str, float]:
+    """Mean and process limits of an XmR (individuals) chart: mean +/- 2.66 x mean moving range."""
+    mean = float(values.mean())
+    spread = 2.66 * float(values.diff().abs().mean()) if len(values) > 1 else 0.0
+    return {"mean": mean, "upper": min(100.0, mean + spread), "lower": max(0.0, mean - spread)}
+
+
+def page_header(title: str, caption: str | None = None) -> CurrentUser:
+    user = require_user()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    return user
+
+
+def model_folder() -> Path:
+    return Path(os.environ.get("PROACTIVE_CARE_MODEL_DIR", "") or REPO_ROOT / "data" / "model")
+
+
+def open_patient(nhs_number: str) -> None:
+    """Go to the patient page for one person (within this browser session, so sign-in is kept)."""
+    st.switch_page(str(PAGES_DIR / "patient.py"), query_params={"nhs": nhs_number})
+
+
+def is_person_level(user: CurrentUser) -> bool:
+    return user.role in (Role.PRACTICE, Role.NAVIGATOR, Role.MDT)
