@@ -1,0 +1,166 @@
+"""Read a folder of FHIR R4 Bundles (``*.json``): Patient, Condition and Encounter resources.
+
+Each resource we use is checked against the FHIR model from ``fhir.resources`` (R4B, which is R4
+for these three resources) before its fields are read, so a malformed resource is reported with
+its bundle file, entry number and FHIR path. Other resource types are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from synthetic_cohort.importers.assemble import FILE, ROW, SourceTables
+from synthetic_cohort.importers.mappings import load_mappings
+from synthetic_cohort.importers.problems import ProblemLog
+
+MODELS = {"Patient": Patient, "Condition": Condition, "Encounter": Encounter}
+SNOMED = "http://snomed.info/sct"
+US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+SEXES = {"female": "F", "male": "M"}
+COLUMNS = {
+    "people": {"source_id": "Patient.id", "birth_date": "Patient.birthDate",
+               "death_date": "Patient.deceasedDateTime", "sex": "Patient.gender"},
+    "conditions": {"patient": "Condition.subject", "start": "Condition.onsetDateTime",
+                   "code": "Condition.code"},
+    "encounters": {"patient": "Encounter.subject", "date": "Encounter.period.start",
+                   "encounter_class": "Encounter.class"},
+}
+
+
+def referenced_id(reference: dict | None) -> str | None:
+    """The id in ``urn:uuid:ID`` or ``Patient/ID`` references."""
+    text = (reference or {}).get("reference") or ""
+    for prefix in ("urn:uuid:", "Patient/", "Organization/"):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text or None
+
+
+def first_coding(concept: dict | None, system: str | None = None) -> dict:
+    codings = (concept or {}).get("coding") or []
+    for coding in codings:
+        if system is None or coding.get("system") == system:
+            return coding
+    return codings[0] if codings and system is None else {}
+
+
+def _race(patient: dict, omb_to_race: dict[str, str]) -> str | None:
+    for extension in patient.get("extension") or []:
+        if extension.get("url") == US_CORE_RACE:
+            for part in extension.get("extension") or []:
+                if part.get("url") == "ombCategory":
+                    code = (part.get("valueCoding") or {}).get("code")
+                    return omb_to_race.get(code, code)
+    return None
+
+
+def _person(resource: dict, omb_to_race: dict[str, str]) -> dict:
+    names = resource.get("name") or [{}]
+    name = next((n for n in names if n.get("use") == "official"), names[0])
+    gender = resource.get("gender")
+    return {
+        "source_id": resource.get("id"),
+        "given_name": (name.get("given") or [None])[0],
+        "family_name": name.get("family"),
+        "birth_date": resource.get("birthDate"),
+        "death_date": resource.get("deceasedDateTime"),
+        "sex": SEXES.get(gender, gender),
+        "race": _race(resource, omb_to_race),
+    }
+
+
+def _condition(resource: dict) -> dict:
+    coding = first_coding(resource.get("code"), SNOMED) or first_coding(resource.get("code"))
+    return {
+        "patient": referenced_id(resource.get("subject")),
+        "code": coding.get("code"),
+        "description": coding.get("display") or (resource.get("code") or {}).get("text"),
+        "system": coding.get("system"),
+        "start": resource.get("onsetDateTime") or resource.get("recordedDate"),
+    }
+
+
+def _encounter(resource: dict, fhir_classes: dict[tuple[str, str], str]) -> dict:
+    encounter_class = resource.get("class") or {}
+    if isinstance(encounter_class, list):  # R5 shape: a list of CodeableConcepts
+        encounter_class = first_coding(encounter_class[0] if encounter_class else {})
+    class_code = encounter_class.get("code") or ""
+    type_code = first_coding((resource.get("type") or [{}])[0], SNOMED).get("code") or ""
+    synthea_class = fhir_classes.get((class_code, type_code)) or fhir_classes.get((class_code, ""))
+    return {
+        "source_id": resource.get("id"),
+        "patient": referenced_id(resource.get("subject")),
+        "date": (resource.get("period") or {}).get("start"),
+        # An unmapped class stays as written so the problem report can name it.
+        "encounter_class": synthea_class or f"FHIR {class_code or '(none)'}",
+        "code": type_code or None,
+        "reason_code": first_coding((resource.get("reasonCode") or [{}])[0]).get("code"),
+        "organisation": referenced_id(resource.get("serviceProvider")),
+    }
+
+
+def _frame(rows: list[dict], fields: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=[*fields, FILE, ROW]).astype(object)
+    return frame.where(frame.notna(), None)
+
+
+def read_fhir(directory: str | Path, log: ProblemLog) -> SourceTables | None:
+    directory = Path(directory)
+    if not directory.is_dir():
+        log.add(str(directory), None, None, "the FHIR bundle folder does not exist")
+        return None
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        log.add(str(directory), None, None, "the folder holds no FHIR bundle .json files")
+        return None
+    mappings = load_mappings()
+    rows: dict[str, list[dict]] = {"Patient": [], "Condition": [], "Encounter": []}
+    for path in tqdm(files, desc="reading FHIR bundles", unit="bundle", leave=False):
+        try:
+            bundle = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            log.add(path.name, None, None, f"is not valid JSON ({error})")
+            continue
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            log.add(path.name, None, "resourceType", "is not a FHIR Bundle")
+            continue
+        for number, entry in enumerate(bundle.get("entry") or []):
+            resource = (entry or {}).get("resource") or {}
+            resource_type = resource.get("resourceType")
+            if resource_type not in MODELS:
+                continue
+            where = {FILE: path.name, ROW: f"entry {number}"}
+            try:
+                MODELS[resource_type].model_validate(resource)
+            except ValidationError as error:
+                for failure in error.errors():
+                    path_text = ".".join(str(part) for part in failure["loc"])
+                    log.add(path.name, where[ROW], f"{resource_type}.{path_text}", failure["msg"])
+                continue
+            if resource_type == "Patient":
+                rows["Patient"].append({**_person(resource, mappings.omb_to_race), **where})
+            elif resource_type == "Condition":
+                rows["Condition"].append({**_condition(resource), **where})
+            else:
+                rows["Encounter"].append({**_encounter(resource, mappings.fhir_classes), **where})
+    if not rows["Patient"] and not log.problems:
+        log.add(str(directory), None, None, "the bundles hold no Patient resources")
+    if log.problems:
+        return None
+    return SourceTables(
+        source_format="fhir-r4",
+        people=_frame(rows["Patient"], ("source_id", "given_name", "family_name", "birth_date",
+                                        "death_date", "sex", "race")),
+        conditions=_frame(rows["Condition"], ("patient", "code", "description", "system", "start")),
+        encounters=_frame(rows["Encounter"], ("source_id", "patient", "date", "encounter_class",
+                                              "code", "reason_code", "organisation")),
+        columns=COLUMNS,
+    )
