@@ -16,6 +16,7 @@ has been written, so a failed run never leaves a half result where a good one wa
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import tempfile
@@ -48,7 +49,7 @@ def dask_client(
     """A ``distributed.Client``: connected to ``scheduler`` if given, else a small LocalCluster.
 
     The LocalCluster has ``workers`` single-threaded workers (threads in this process unless
-    ``processes``) and no dashboard, so it binds no fixed port.
+    ``processes``) and no dashboard; what it serves is on random free local ports.
     """
     from distributed import Client, LocalCluster
 
@@ -66,8 +67,10 @@ def dask_client(
         n_workers=workers,
         threads_per_worker=1,
         processes=processes,
-        dashboard_address=None,
-        silence_logs="error",
+        # The scheduler always serves HTTP (health, metrics); a random free local port, no dashboard.
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
+        silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as client:
         yield client
 
