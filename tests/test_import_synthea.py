@@ -13,7 +13,7 @@ from nhs_number import is_valid
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, ETHNIC_GROUPS
 from features.records import SCHEMAS, read_records
-from synthetic_cohort.importers import REPORT_FILE, import_synthea, read_import
+from synthetic_cohort.importers import REPORT_FILE, ImportOptions, import_synthea, read_import
 from synthetic_cohort.importers.mappings import load_mappings, read_mapping
 from synthetic_cohort.importers.nhs_numbers import assign_nhs_numbers
 from synthetic_cohort.importers.synthea import read_synthea
@@ -223,4 +223,18 @@ def test_cli_imports_and_prints_the_mapping_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "59621000" in printed and "mapped to hypertension" in printed
     assert "160903007" in printed and "left out" in printed
-    assert read_records(tmp_path / "records").patients.shape[0] == 3
+    first = read_records(tmp_path / "records").patients["nhs_number"]
+    assert len(first) == 3
+    assert main(["import", "synthea", str(SMALL), "--out", str(tmp_path / "second"),
+                 "--avoid-numbers-in", str(tmp_path / "records")]) == 0
+    second = read_records(tmp_path / "second").patients["nhs_number"]
+    assert not set(first) & set(second)
+
+
+def test_numbers_held_by_another_population_are_not_reused(small):
+    records, _, names = small
+    taken = frozenset({names["Ada101"]})
+    again, _ = read_import(read_synthea, SMALL, ImportOptions(avoid_nhs_numbers=taken))
+    renumbered = again.patients.set_index("given_name")["nhs_number"]
+    assert renumbered["Ada101"] != names["Ada101"] and is_valid(renumbered["Ada101"])
+    assert renumbered["Raj303"] == names["Raj303"]  # others keep theirs

@@ -53,6 +53,7 @@ class ImportOptions:
     practice_name: str = "Imported practice"
     pcn_code: str = "IMPPCN"
     pcn_name: str = "Imported primary care network"
+    avoid_nhs_numbers: frozenset[str] = frozenset()  # numbers another population already holds
 
 
 def parse_dates(
@@ -302,7 +303,7 @@ def assemble(
     if log.problems:
         return None, {}
 
-    numbers = assign_nhs_numbers(people["source_id"])
+    numbers = assign_nhs_numbers(people["source_id"], options.avoid_nhs_numbers)
     practice_of, practices = _practices(source, people, encounters, options)
     patients = pd.DataFrame(
         {

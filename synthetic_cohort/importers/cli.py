@@ -33,7 +33,14 @@ def print_report(report: dict) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from synthetic_cohort.importers import REPORT_FILE, import_fhir, import_synthea
 
-    options = ImportOptions(practice_code=args.practice_code, practice_name=args.practice_name)
+    avoid: frozenset[str] = frozenset()
+    if args.avoid_numbers_in:
+        from features.records import read_records
+
+        avoid = frozenset(read_records(args.avoid_numbers_in).patients["nhs_number"].astype(str))
+    options = ImportOptions(
+        practice_code=args.practice_code, practice_name=args.practice_name, avoid_nhs_numbers=avoid
+    )
     importer = import_synthea if args.source_format == "synthea" else import_fhir
     report = importer(args.directory, args.out, options)
     print_report(report)
@@ -59,4 +66,7 @@ def register(subparsers) -> None:
         sub.add_argument("--practice-code", default=defaults.practice_code,
                          help="practice code for people without an organisation (default %(default)s)")
         sub.add_argument("--practice-name", default=defaults.practice_name)
+        sub.add_argument("--avoid-numbers-in", metavar="RECORDS_DIR",
+                         help="a records folder whose NHS numbers the imported people must not "
+                         "reuse (e.g. the generated population loaded into the same store)")
         sub.set_defaults(handler=run_import)

@@ -25,13 +25,15 @@ def candidate_number(source_id: str, attempt: int) -> str | None:
     return None if check == 10 else body + str(check)
 
 
-def assign_nhs_numbers(source_ids: Iterable[str]) -> dict[str, str]:
-    """A unique, valid synthetic NHS number per distinct source Id.
+def assign_nhs_numbers(source_ids: Iterable[str], avoid: Iterable[str] = ()) -> dict[str, str]:
+    """A unique, valid synthetic NHS number per distinct source Id, none of them in ``avoid``.
 
     Ids are taken in sorted order, so the result does not depend on the order of the input.
+    ``avoid`` holds numbers already used by another population loaded into the same store (our
+    generator also draws from the 999 range).
     """
     assigned: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = set(avoid)
     for source_id in sorted(set(source_ids)):
         attempt = 0
         while (number := candidate_number(source_id, attempt)) is None or number in taken:
