@@ -257,7 +257,7 @@ def schema_problems(file: str, frame: pd.DataFrame, schema: pa.DataFrameSchema) 
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    return pd.to_datetime(frame[column], errors="coerce")
+    return pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
 
 
 def _rows(file: str, mask: pd.Series, column: str, message: str) -> list[RecordProblem]:
