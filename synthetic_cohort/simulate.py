@@ -1,0 +1,329 @@
+"""One block of people through the years: arrivals with their history, then each calendar year
+(risk on 1 January -> deaths, moves, births, newcomers -> hospital and GP use -> new diagnoses).
+
+Everything is vectorised over the block; a block's random numbers come only from (seed, block
+index), so the output does not depend on how blocks are spread over workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, ETHNIC_GROUPS, OBSERVATION_CODES
+from synthetic_cohort.identifiers import draw_names
+from synthetic_cohort.practices import Practices, assign_practices, make_practices
+from synthetic_cohort.profile import load_profile
+from synthetic_cohort.story import (
+    CONDITION_ORDER, DAYS_PER_YEAR, NEVER, REFERENCE_SEED, REFERENCE_SIZE, Story, _age_group,
+)
+
+EPOCH = np.datetime64("1970-01-01", "D")
+KIND = {kind: i for i, kind in enumerate(ENCOUNTER_KINDS)}
+CODE_OF_ORDER = np.array([CONDITION_CODES.index(c) for c in CONDITION_ORDER])  # story order -> code index
+PERSON_FIELDS = ("dob", "female", "eth", "imd", "z", "w", "u_def", "g_med", "u_med", "care_home",
+                 "practice", "reg_from", "reg_to", "death", "cum_adm", "prior", "onset")
+
+
+def day_of(year: int, month: int = 1, day: int = 1) -> int:
+    return int((np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "D") - EPOCH).astype(int))
+
+
+def age_at(dob: np.ndarray, day: int) -> np.ndarray:
+    return (day - dob) / DAYS_PER_YEAR
+
+
+def _bisect(f, target: float, lo: float = -30.0, hi: float = 10.0, steps: int = 45) -> float:
+    """x with f(x) == target for an increasing f."""
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _draw_ages(rng, story: Story, cum: np.ndarray, n: int) -> np.ndarray:
+    band = np.minimum(np.searchsorted(cum, rng.random(n), side="right"), len(cum) - 1)
+    start, end = story.age_band_starts[band], story.age_band_ends[band]
+    return start + rng.random(n) * (end - start)
+
+
+def _categorical(rng, probabilities: np.ndarray) -> np.ndarray:
+    """One draw per row of an (n, k) probability matrix."""
+    cum = np.cumsum(probabilities, axis=1)
+    return np.minimum((cum < rng.random(len(probabilities))[:, None] * cum[:, -1:]).sum(axis=1), probabilities.shape[1] - 1)
+
+
+def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.ndarray, kind: str,
+               solve: bool = False) -> dict:
+    """People arriving on ``day`` (an array): 'population' (already on the list at the start),
+    'join' (registering from elsewhere, with their history) or 'birth' (``day`` is the birth date).
+    With ``solve`` (the reference sample only), the profile's levels are solved on the way."""
+    profile = story.profile
+    pop = profile["population"]
+    if kind == "birth":
+        age = np.zeros(n)
+    else:
+        age = _draw_ages(rng, story, story.age_band_cum if kind == "population" else story.join_age_cum, n)
+    dob = (day - np.round(age * DAYS_PER_YEAR)).astype(np.int64)
+    age = age_at(dob, day)
+    female_share = np.array(pop["female_share"])[np.searchsorted(pop["female_share_ages"], age, side="right") - 1]
+    female = rng.random(n) < female_share
+    group = _age_group(age)
+    eth = _categorical(rng, story.ethnicity_by_group[group])
+    imd = 1 + _categorical(rng, story.imd_by_group[group])
+    z = rng.standard_normal(n)
+    w = 0.6 * z + 0.8 * rng.standard_normal(n)
+    people = {
+        "dob": dob, "female": female, "eth": eth, "imd": imd, "z": z, "w": w,
+        "u_def": rng.random(n), "g_med": rng.gamma(2.0, 0.5, n), "u_med": rng.random(n),
+        "cum_adm": np.zeros(n), "prior": np.zeros(n),
+    }
+    # conditions already present on arrival, in story order; onset dates from the truncated hazard
+    eff = story.effective_age(age, imd)
+    has = np.zeros((n, len(CONDITION_ORDER)))
+    onset = np.full((n, len(CONDITION_ORDER)), NEVER, dtype=np.int64)
+    for c in range(len(CONDITION_ORDER)):
+        log_m = story.condition_log_multiplier(c, female, eth, imd, z, has)
+        h = story.cum_hazard(c, eff)
+        if solve:
+            denominator = age >= story.cond_min_age[c]
+            target = story.cond[c]["prevalence"] / 100.0
+            story.cond_level[c] = np.exp(_bisect(
+                lambda lv: np.mean(-np.expm1(-np.exp(lv + log_m[denominator]) * h[denominator])), target))
+        m = story.cond_level[c] * np.exp(log_m)
+        p = -np.expm1(-m * h)
+        got = rng.random(n) < p
+        u = rng.random(n)
+        h_onset = -np.log1p(-u[got] * p[got]) / m[got]
+        onset_age = np.clip(story.inverse_cum_hazard(c, h_onset) - (eff[got] - age[got]), 0.0, age[got])
+        onset[got, c] = np.minimum(dob[got] + np.round(onset_age * DAYS_PER_YEAR), day[got] - 1 if np.ndim(day) else day - 1)
+        onset[got, c] = np.maximum(onset[got, c], dob[got])
+        has[got, c] = 1.0
+    people["onset"] = onset
+    efi, _ = story.frailty(age, imd, has, w, people["u_def"], 0.0, people["g_med"], people["u_med"])
+    score = story.care_home_log_score(age, has, efi)
+    old = age >= 65
+    if solve:
+        target = profile["care_home"]["share_65_plus"] / 100.0
+        story.care_home_level = _bisect(lambda lv: np.mean(np.minimum(np.exp(lv + score[old]), 0.9)), target)
+    p_home = np.where(old, np.minimum(np.exp(story.care_home_level + score), 0.9), 0.0)
+    people["care_home"] = rng.random(n) < p_home
+    people["practice"] = (assign_practices(rng, practices, profile, imd, age, people["care_home"])
+                          if practices is not None else np.zeros(n, dtype=np.int64))
+    if kind == "population":
+        years_registered = rng.exponential(profile["registration"]["mean_years_registered"], n)
+        people["reg_from"] = np.maximum(day - np.round(years_registered * DAYS_PER_YEAR), dob).astype(np.int64)
+    elif kind == "birth":
+        people["reg_from"] = (dob + rng.integers(7, 42, n)).astype(np.int64)
+    else:
+        people["reg_from"] = np.asarray(day, dtype=np.int64) + np.zeros(n, dtype=np.int64)
+    people["reg_to"] = np.full(n, NEVER, dtype=np.int64)
+    people["death"] = np.full(n, NEVER, dtype=np.int64)
+    return people
+
+
+def _state(story: Story, people: dict, day: int):
+    age = age_at(people["dob"], day)
+    has = (people["onset"] <= day).astype(float)
+    efi, medicines = story.frailty(age, people["imd"], has, people["w"], people["u_def"], people["cum_adm"],
+                                   people["g_med"], people["u_med"])
+    return age, has, efi, medicines
+
+
+def admission_log_rate(story: Story, people: dict, age, has, efi) -> np.ndarray:
+    return story.admission_log_rate(age, people["female"], people["imd"], has, efi, people["care_home"],
+                                    people["prior"], people["z"])
+
+
+def _solve_admissions(story: Story, people: dict, day: int, rng) -> None:
+    """Intercepts per (age band, deprivation quintile) so that, with last year's admissions feeding
+    this year's risk, the reference population meets the profile's rates by age and deprivation."""
+    adm = story.profile["admissions"]
+    age, has, efi, _ = _state(story, people, day)
+    band = np.searchsorted(story.admission_band_starts, age, side="right") - 1
+    quintile = (people["imd"] - 1) // 2
+    ratio = np.array(adm["deprivation_ratio"])
+    # geometric steps between quintiles, scaled so that equal quintiles average the band's rate
+    steps = ratio[:, None] ** ((2 - np.arange(5))[None, :] / 4.0)
+    target = np.array(adm["per_1000"])[:, None] / 1000.0 * steps / steps.mean(axis=1, keepdims=True)
+    story.admission_intercept = np.log(target)
+    people["prior"] = np.zeros(len(age))
+    uniforms = np.random.default_rng(REFERENCE_SEED + 1).random(len(age))
+    for _ in range(6):
+        rate = np.exp(admission_log_rate(story, people, age, has, efi))
+        prior = _poisson_from_uniform(rate, uniforms)
+        people["prior"] = prior
+        rate = np.exp(admission_log_rate(story, people, age, has, efi))
+        sums = np.zeros(target.shape)
+        counts = np.zeros(target.shape)
+        np.add.at(sums, (band, quintile), rate)
+        np.add.at(counts, (band, quintile), 1)
+        achieved = np.where(counts > 30, sums / np.maximum(counts, 1), target)
+        story.admission_intercept += np.log(target / achieved)
+    people["prior"] = np.zeros(len(age))
+
+
+def _poisson_from_uniform(rate: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Poisson draws by inversion from given uniforms (stable across calibration iterations)."""
+    k = np.zeros(rate.shape)
+    p = np.exp(-rate)
+    cum = p.copy()
+    for i in range(1, 12):
+        more = u > cum
+        if not more.any():
+            break
+        k += more
+        p = p * rate / i
+        cum += p
+    return k
+
+
+@lru_cache(maxsize=None)
+def calibrated_story(profile_name: str) -> Story:
+    """The profile's story with its levels solved on a fixed reference sample (same every run)."""
+    story = Story(load_profile(profile_name))
+    rng = np.random.default_rng(REFERENCE_SEED)
+    day = day_of(2023)
+    people = new_people(rng, story, None, REFERENCE_SIZE, np.full(REFERENCE_SIZE, day), "population", solve=True)
+    age, has, efi, _ = _state(story, people, day)
+    log_mult = story.death_log_multiplier(has, efi, people["care_home"], people["z"])
+    band = story._death_band(age)
+    sums, counts = np.zeros(story.death_norm.shape), np.zeros(story.death_norm.shape)
+    np.add.at(sums, (band, people["female"].astype(int)), np.exp(log_mult))
+    np.add.at(counts, (band, people["female"].astype(int)), 1)
+    story.death_norm = np.where(counts > 20, sums / np.maximum(counts, 1), 1.0)
+    _solve_admissions(story, people, day, rng)
+    return story
+
+
+@dataclass
+class BlockResult:
+    block: int
+    people: dict          # arrays per person (local index = position)
+    conditions: tuple     # (person, condition code index, day)
+    encounters: tuple     # (person, day, kind index)
+    observations: tuple   # (person, day, code index, value)
+    truth: tuple          # (person, year, probability)
+
+
+def _concat(a: dict, b: dict) -> dict:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
+
+
+def _events(rng, person: np.ndarray, counts: np.ndarray, start: np.ndarray, length: np.ndarray, kind: int):
+    who = np.repeat(person, counts)
+    days = np.repeat(start, counts) + (rng.random(who.size) * np.repeat(length, counts)).astype(np.int64)
+    return who, days, np.full(who.size, kind, dtype=np.int8)
+
+
+def simulate_block(profile_name: str, n_patients: int, seed: int, block: int, block_size: int,
+                   start_year: int, end_year: int) -> BlockResult:
+    story = calibrated_story(profile_name)
+    practices = make_practices(story.profile, n_patients, seed)
+    reg = story.profile["registration"]
+    contacts = story.profile["contacts"]
+    rho = story.profile["latent"]["persistence"]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, block]))
+    n = min(block_size, n_patients - block * block_size)
+    start = day_of(start_year)
+    people = new_people(rng, story, practices, n, np.full(n, start), "population")
+    # the year before the records start: only its emergency admissions, which shape the first year's risk
+    age, has, efi, _ = _state(story, people, start)
+    people["prior"] = rng.poisson(np.exp(admission_log_rate(story, people, age, has, efi))).astype(float)
+    people["cum_adm"] = people["prior"].copy()
+    enc, obs, truth = [], [], []
+    leave_starts = np.array(reg["leave_age_starts"])
+    leave_rate = np.array(reg["leave_rate"])
+    for year in range(start_year, end_year + 1):
+        jan1, next_jan1 = day_of(year), day_of(year + 1)
+        ndays = next_jan1 - jan1
+        active = np.flatnonzero((people["reg_from"] <= jan1) & (people["reg_to"] > jan1) & (people["death"] > jan1))
+        sub = {k: v[active] for k, v in people.items()}
+        age, has, efi, medicines = _state(story, sub, jan1)
+        log_rate = admission_log_rate(story, sub, age, has, efi)
+        probability = -np.expm1(-np.exp(log_rate))
+        truth.append((active, np.full(active.size, year, dtype=np.int16), probability))
+        adult = age >= 18
+        for code, values in (("efi", efi), ("repeat_medicines", medicines)):
+            obs.append((active[adult], np.full(adult.sum(), jan1), np.full(adult.sum(), OBSERVATION_CODES.index(code), dtype=np.int8), values[adult]))
+        # deaths and moves away during the year
+        q = story.death_probability(age, sub["female"], has, efi, sub["care_home"], sub["z"])
+        dies = rng.random(active.size) < q
+        death_day = jan1 + (rng.random(active.size) * ndays).astype(np.int64)
+        leave_p = leave_rate[np.searchsorted(leave_starts, age, side="right") - 1] * np.where(sub["care_home"], 0.2, 1.0)
+        leaves = ~dies & (rng.random(active.size) < leave_p)
+        leave_day = jan1 + (rng.random(active.size) * ndays).astype(np.int64)
+        people["death"][active[dies]] = death_day[dies]
+        people["reg_to"][active[dies]] = death_day[dies]
+        people["reg_to"][active[leaves]] = leave_day[leaves]
+        end = np.where(dies, death_day, np.where(leaves, leave_day, next_jan1))
+        # births and newcomers (with their own history), registered part of the way through the year
+        n_births = rng.poisson(reg["birth_rate"] * active.size)
+        n_joins = rng.poisson(reg["join_rate"] * active.size)
+        births = new_people(rng, story, practices, n_births, jan1 + (rng.random(n_births) * ndays).astype(np.int64), "birth")
+        births["reg_from"] = np.minimum(births["reg_from"], next_jan1 - 1)
+        joins = new_people(rng, story, practices, n_joins, jan1 + (rng.random(n_joins) * ndays).astype(np.int64), "join")
+        arrivals = _concat(births, joins)
+        first_new = len(people["dob"])
+        people = _concat(people, arrivals)
+        new_index = first_new + np.arange(n_births + n_joins)
+        new_age, new_has, new_efi, _ = _state(story, arrivals, jan1)
+        new_log_rate = admission_log_rate(story, arrivals, np.maximum(new_age, 0), new_has, new_efi)
+        # a year of use for everyone on the list at some point in it
+        person = np.concatenate([active, new_index])
+        begin = np.concatenate([np.full(active.size, jan1), arrivals["reg_from"]])
+        finish = np.concatenate([end, np.full(new_index.size, next_jan1)])
+        length = np.maximum(finish - begin, 0)
+        fraction = length / ndays
+        rate = np.exp(np.concatenate([log_rate, new_log_rate]))
+        p_all = {k: people[k][person] for k in ("z", "female", "imd", "prior")}
+        age_all = np.maximum(age_at(people["dob"][person], jan1), 0)
+        has_all = (people["onset"][person] <= jan1).astype(float)
+        n_cond = has_all.sum(axis=1)
+        efi_all = np.concatenate([efi, new_efi])
+        admissions = rng.poisson(rate * fraction)
+        who, days, kinds = _events(rng, person, admissions, begin, length, KIND["emergency_admission"])
+        enc.append((who, days, kinds))
+        via_ae = rng.random(who.size) < contacts["ae_share_of_admissions"]
+        enc.append((who[via_ae], days[via_ae], np.full(via_ae.sum(), KIND["ae_attendance"], dtype=np.int8)))
+        latent = contacts["latent_log_rr"] * p_all["z"]
+        per_cond = contacts["per_condition_log_rr"] * n_cond
+        age_ae = 1 + 0.5 * (age_all < 5) + 0.3 * ((age_all >= 18) & (age_all < 30)) + 0.6 * (age_all >= 80)
+        ae_rate = contacts["ae_base"] * age_ae * np.exp(latent + 0.6 * story.dep_score(p_all["imd"]) + 0.3 * np.minimum(p_all["prior"], 3))
+        op_rate = contacts["outpatient_base"] * np.exp(latent + per_cond + 0.01 * (age_all - 40))
+        el_rate = contacts["elective_base"] * np.exp(per_cond + 0.025 * (age_all - 40))
+        gp_rate = contacts["gp_base"] * np.exp(latent + per_cond + contacts["efi_log_rr_per_unit"] * efi_all
+                                               + contacts["female_gp_log_rr"] * p_all["female"] + 0.5 * (age_all < 5))
+        for kind, k_rate in (("ae_attendance", ae_rate), ("outpatient", op_rate), ("elective_admission", el_rate),
+                             ("gp_consultation", gp_rate)):
+            enc.append(_events(rng, person, rng.poisson(k_rate * fraction), begin, length, KIND[kind]))
+        people["prior"][person] = admissions
+        people["cum_adm"][person] += admissions
+        # new diagnoses during the year
+        eff = story.effective_age(age_all, p_all["imd"])
+        for c in range(len(CONDITION_ORDER)):
+            free = has_all[:, c] == 0
+            if not free.any():
+                continue
+            log_m = story.condition_log_multiplier(c, p_all["female"], people["eth"][person], p_all["imd"], p_all["z"], has_all)
+            dh = story.cum_hazard(c, eff + 1) - story.cum_hazard(c, eff)
+            p_onset = -np.expm1(-story.cond_level[c] * np.exp(log_m) * dh) * fraction
+            onset = free & (rng.random(person.size) < p_onset)
+            people["onset"][person[onset], c] = begin[onset] + (rng.random(onset.sum()) * length[onset]).astype(np.int64)
+        people["z"] = rho * people["z"] + np.sqrt(1 - rho ** 2) * rng.standard_normal(len(people["z"]))
+    people["given_name"], people["family_name"] = draw_names(rng, people["eth"], people["female"], ETHNIC_GROUPS)
+    holder, condition = np.nonzero(people["onset"] != NEVER)
+    conditions = (holder, CODE_OF_ORDER[condition], people["onset"][holder, condition])
+    return BlockResult(
+        block=block,
+        people={k: v for k, v in people.items() if k != "onset"},
+        conditions=conditions,
+        encounters=tuple(np.concatenate(parts) for parts in zip(*enc)),
+        observations=tuple(np.concatenate(parts) for parts in zip(*obs)),
+        truth=tuple(np.concatenate(parts) for parts in zip(*truth)),
+    )

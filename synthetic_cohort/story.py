@@ -1,0 +1,193 @@
+"""The generative story: who people are, which conditions they get, how frail they become, how
+often they use hospitals and GPs, and when they die. Plain vectorised numpy over arrays of people.
+
+Every number comes from the profile (profiles/<name>.toml). Levels that the profile gives as a
+published target (condition prevalence, admissions per 1,000 by age and deprivation, care-home
+share, life-table deaths) are solved once on a fixed reference sample, so they are met by
+construction; the shapes and relative risks around them are the profile's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from features.conditions import CONDITION_CODES, ETHNIC_GROUPS
+from synthetic_cohort.profile import load_profile
+
+DAYS_PER_YEAR = 365.25
+NEVER = np.iinfo(np.int32).max  # "no date" for onset, death, leaving
+REFERENCE_SIZE = 120_000
+REFERENCE_SEED = 20_240_101
+AGE_GROUP_EDGES = (18, 65)  # <18, 18-64, 65+ for age-dependent ethnicity and deprivation
+
+# Order in which conditions are drawn for people who arrive with a history: a condition can raise the
+# risk of the ones after it ("raises" in the profile); during the simulated years every pair applies.
+CONDITION_ORDER = (
+    "learning_disability", "epilepsy", "asthma", "smi", "hypertension", "diabetes",
+    "rheumatoid_arthritis", "copd", "depression", "ckd", "chd", "atrial_fibrillation",
+    "heart_failure", "stroke_tia", "pad", "dementia", "cancer", "osteoporosis",
+)
+assert sorted(CONDITION_ORDER) == sorted(CONDITION_CODES)
+
+
+def _age_group(age: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.array(AGE_GROUP_EDGES), age, side="right")
+
+
+def _fit_conditional(marginal: np.ndarray, group_weights: np.ndarray, odds: np.ndarray) -> np.ndarray:
+    """P(category | age group) proportional to base * odds[group], with base fitted (iterative
+    proportional fitting) so that the population marginal over age groups stays ``marginal``."""
+    base = marginal.copy()
+    for _ in range(50):
+        conditional = base[None, :] * odds
+        conditional /= conditional.sum(axis=1, keepdims=True)
+        implied = group_weights @ conditional
+        base *= marginal / implied
+    conditional = base[None, :] * odds
+    return conditional / conditional.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Story:
+    profile: dict
+    # population
+    age_band_starts: np.ndarray = field(init=False)
+    age_band_cum: np.ndarray = field(init=False)
+    join_age_cum: np.ndarray = field(init=False)
+    ethnicity_by_group: np.ndarray = field(init=False)   # (3 age groups, 5)
+    imd_by_group: np.ndarray = field(init=False)         # (3 age groups, 10)
+    # conditions, in CONDITION_ORDER
+    cond_level: np.ndarray = field(init=False)           # solved onset level per condition
+    # solved levels
+    care_home_level: float = field(init=False, default=0.0)
+    death_norm: np.ndarray = field(init=False)           # (age bands of 5 years, 2 sexes)
+    admission_intercept: np.ndarray = field(init=False)  # (admission age bands, 5 quintiles)
+
+    def __post_init__(self) -> None:
+        pop = self.profile["population"]
+        self.age_band_starts = np.array(pop["age_band_starts"], dtype=float)
+        self.age_band_ends = np.append(self.age_band_starts[1:], pop["oldest_age"])
+        shares = np.array(pop["age_band_shares"], dtype=float)
+        self.age_band_cum = np.cumsum(shares) / shares.sum()
+        join = np.array(self.profile["registration"]["join_age_band_shares"], dtype=float)
+        self.join_age_cum = np.cumsum(join) / join.sum()
+        widths = self.age_band_ends - self.age_band_starts
+        group = _age_group(self.age_band_starts)
+        group_weights = np.bincount(group, weights=shares, minlength=3) / shares.sum()
+        del widths
+        eth = pop["ethnicity"]
+        eth_marginal = np.array([eth[g] for g in ETHNIC_GROUPS], dtype=float)
+        eth_marginal /= eth_marginal.sum()
+        minority = np.array([g != "White" for g in ETHNIC_GROUPS])
+        eth_odds = np.ones((3, len(ETHNIC_GROUPS)))
+        eth_odds[0, minority] = pop["ethnicity_minority_odds_under_18"]
+        eth_odds[2, minority] = pop["ethnicity_minority_odds_65_plus"]
+        self.ethnicity_by_group = _fit_conditional(eth_marginal, group_weights, eth_odds)
+        imd_marginal = np.array(pop["imd_decile_shares"], dtype=float)
+        imd_marginal /= imd_marginal.sum()
+        imd_odds = np.ones((3, 10))
+        imd_odds[2] = pop["imd_old_age_deprivation_odds"] ** self.dep_score(np.arange(1, 11))
+        self.imd_by_group = _fit_conditional(imd_marginal, group_weights, imd_odds)
+        conds = self.profile["conditions"]
+        self.cond = [conds[c] for c in CONDITION_ORDER]
+        n = len(CONDITION_ORDER)
+        index = {c: i for i, c in enumerate(CONDITION_ORDER)}
+        self.raises = np.ones((n, n))  # raises[i, j]: hazard ratio on j for people with i
+        for i, c in enumerate(self.cond):
+            for other, ratio in c["raises"].items():
+                self.raises[i, index[other]] = ratio
+        self.log_raises = np.log(self.raises)
+        self.cond_female = np.log([c["female"] for c in self.cond])
+        self.cond_dep = np.log([c["deprivation"] for c in self.cond])
+        self.cond_eth = np.log([[c["ethnicity"].get(g, 1.0) for g in ETHNIC_GROUPS] for c in self.cond])
+        self.cond_admission = np.array([c["admission"] for c in self.cond])
+        self.cond_death = np.array([c["death"] for c in self.cond])
+        self.cond_medicines = np.array([c["medicines"] for c in self.cond])
+        self.cond_efi = np.array([c["efi"] for c in self.cond], dtype=float)
+        self.cond_min_age = np.array([c["min_age"] for c in self.cond], dtype=float)
+        # cumulative hazard shape per condition on a 0.5-year grid of effective age
+        self.grid = np.arange(0.0, 131.0, 0.5)
+        shapes = []
+        for c in self.cond:
+            shape = np.interp(self.grid, c["ages"], c["shape"])
+            shape = np.maximum.accumulate(shape) + self.grid * 1e-9  # strictly increasing for inversion
+            shapes.append(shape)
+        self.shape = np.array(shapes)
+        self.cond_level = np.ones(n)
+        self.death_norm = np.ones((21, 2))
+        adm = self.profile["admissions"]
+        self.admission_band_starts = np.array(adm["band_starts"], dtype=float)
+        self.admission_intercept = np.zeros((len(adm["band_starts"]), 5))
+        mort = self.profile["mortality"]
+        self.mort_ages = np.array(mort["ages"], dtype=float)
+        self.mort_log = np.log(np.array([mort["male"], mort["female"]], dtype=float))
+
+    # ---- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def dep_score(imd: np.ndarray) -> np.ndarray:
+        """-0.5 (least deprived decile) .. +0.5 (most deprived)."""
+        return (5.5 - np.asarray(imd, dtype=float)) / 9.0
+
+    def effective_age(self, age: np.ndarray, imd: np.ndarray) -> np.ndarray:
+        shift = 2 * self.profile["deprivation"]["age_shift_years"] * self.dep_score(imd)
+        return np.clip(age + shift, 0.0, 130.0)
+
+    def cum_hazard(self, c: int, eff_age: np.ndarray) -> np.ndarray:
+        return np.interp(eff_age, self.grid, self.shape[c])
+
+    def inverse_cum_hazard(self, c: int, h: np.ndarray) -> np.ndarray:
+        return np.interp(h, self.shape[c], self.grid)
+
+    def condition_log_multiplier(self, c: int, female, eth, imd, z, has: np.ndarray) -> np.ndarray:
+        """Log hazard multiplier of condition c (without the level) given present conditions."""
+        return (self.cond_female[c] * female + self.cond_eth[c][eth] + self.cond_dep[c] * 2 * self.dep_score(imd)
+                + self.profile["latent"]["condition_log_rr"] * z + has @ self.log_raises[:, c])
+
+    # ---- frailty, medicines ------------------------------------------------------------------
+    def frailty(self, age, imd, has, w, u_def, cum_adm, g_med, u_med):
+        """(eFI 0..1, repeat medicines) for people at ``age`` with conditions ``has``."""
+        fr = self.profile["frailty"]
+        med = self.profile["medicines"]
+        eff = self.effective_age(age, imd)
+        other = fr["other_level"] * np.exp(fr["other_age_log_slope"] * (eff - 65) + fr["other_sd_log"] * w)
+        other = np.minimum(np.floor(other + u_def + fr["deficits_per_admission"] * cum_adm), fr["max_other_deficits"])
+        base_meds = (med["base_mean"] + med["per_year_over_30"] * np.maximum(age - 30, 0)) * g_med
+        medicines = np.floor(base_meds + has @ self.cond_medicines + u_med)
+        deficits = has @ self.cond_efi + (medicines >= fr["polypharmacy_threshold"]) + other
+        return np.minimum(deficits, 36) / 36.0, medicines
+
+    # ---- rates -----------------------------------------------------------------------------------
+    def admission_log_rate(self, age, female, imd, has, efi, care_home, prior, z):
+        adm = self.profile["admissions"]
+        band = np.searchsorted(self.admission_band_starts, age, side="right") - 1
+        quintile = (np.asarray(imd) - 1) // 2
+        return (self.admission_intercept[band, quintile] + has @ self.cond_admission
+                + adm["efi_log_rr_per_unit"] * efi + adm["care_home_log_rr"] * care_home
+                + adm["prior_admission_log_rr"] * np.minimum(prior, 3) + adm["latent_log_rr"] * z
+                + adm["female_log_rr"] * female)
+
+    def _death_band(self, age):
+        return np.minimum((age // 5).astype(int), 20)
+
+    def death_log_multiplier(self, has, efi, care_home, z):
+        mort = self.profile["mortality"]
+        return (has @ self.cond_death + mort["efi_log_rr_per_unit"] * efi
+                + mort["care_home_log_rr"] * care_home + mort["latent_log_rr"] * z)
+
+    def death_probability(self, age, female, has, efi, care_home, z):
+        life_table = np.exp(self._life_table(age, female))
+        multiplier = np.exp(self.death_log_multiplier(has, efi, care_home, z))
+        return np.minimum(life_table * multiplier / self.death_norm[self._death_band(age), female.astype(int)], 0.95)
+
+    def _life_table(self, age, female):
+        male_log = np.interp(age, self.mort_ages, self.mort_log[0])
+        female_log = np.interp(age, self.mort_ages, self.mort_log[1])
+        return np.where(female, female_log, male_log)
+
+    def care_home_log_score(self, age, has, efi):
+        ch = self.profile["care_home"]
+        dementia = has[:, CONDITION_ORDER.index("dementia")]
+        return (ch["age_log_slope"] * (age - 85) + ch["dementia_log_rr"] * dementia + ch["efi_log_rr_per_unit"] * efi)

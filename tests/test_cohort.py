@@ -1,0 +1,91 @@
+"""The synthetic population generator: shape, validity, determinism and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from nhs_number import is_valid
+
+from features.conditions import CONDITION_CODES
+from features.errors import UserInputError
+from features.records import SCHEMAS, read_records, validate_records
+from synthetic_cohort.generate import BLOCK_SIZE, generate_population, write_population
+from synthetic_cohort.identifiers import nhs_numbers
+
+N = 3_000
+
+
+@pytest.fixture(scope="module")
+def population():
+    return generate_population(N, seed=7, profile="leicester")
+
+
+def test_every_table_matches_the_records_schema(population):
+    for table, schema in SCHEMAS.items():
+        frame = getattr(population, table)
+        assert set(schema.columns) <= set(frame.columns), table
+        schema.validate(frame, lazy=True)
+    assert validate_records(population) == []
+
+
+def test_nhs_numbers_are_valid_distinct_and_synthetic():
+    numbers = nhs_numbers(np.arange(0, 1_200_000, 7)).to_pylist()
+    assert len(set(numbers)) == len(numbers)
+    assert all(n.startswith("99") and len(n) == 10 and is_valid(n) for n in numbers[::50])
+
+
+def test_population_has_the_documented_shape(population):
+    patients = population.patients
+    assert patients["nhs_number"].map(is_valid).all()
+    start = pd.Timestamp("2022-01-01")
+    on_list_at_start = (patients["registered_from"] <= start) & (patients["registered_to"].isna() | (patients["registered_to"] > start))
+    assert on_list_at_start.sum() >= N
+    assert set(population.conditions["condition"]) <= set(CONDITION_CODES)
+    assert population.encounters["date"].between("2022-01-01", "2025-12-31").all()
+    assert population.practices["pcn_code"].nunique() >= 1
+    assert sorted(population.truth["year"].unique()) == [2022, 2023, 2024, 2025]
+    observed = population.observations
+    assert observed["date"].dt.strftime("%m-%d").eq("01-01").all()
+    efi = observed.loc[observed["code"] == "efi", "value"]
+    assert efi.between(0, 1).all() and efi.max() > 0.24
+
+
+def _file_hashes(directory):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.parquet"))}
+
+
+def test_same_seed_gives_identical_files_whatever_the_workers(tmp_path):
+    n = 2 * BLOCK_SIZE + 500  # three blocks
+    write_population(tmp_path / "one", n, seed=3, profile="england", workers=1)
+    write_population(tmp_path / "two", n, seed=3, profile="england", workers=2)
+    assert _file_hashes(tmp_path / "one") == _file_hashes(tmp_path / "two")
+    again = read_records(tmp_path / "one")
+    other = generate_population(n, seed=4, profile="england")
+    assert not again.patients["date_of_birth"].equals(other.patients["date_of_birth"])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"n_patients": 0}, "number of patients"),
+    ({"n_patients": -5}, "number of patients"),
+    ({"profile": "york"}, "Unknown profile"),
+    ({"start_year": 2025, "end_year": 2022}, "years"),
+])
+def test_bad_input_is_one_clear_sentence(kwargs, words):
+    arguments = {"n_patients": 10, "seed": 1, "profile": "leicester"} | kwargs
+    with pytest.raises(UserInputError, match=words) as error:
+        generate_population(**arguments)
+    message = str(error.value)
+    assert message.endswith(".") and "\n" not in message
+
+
+def test_cli_rejects_zero_patients_without_a_traceback(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["cohort", "--patients", "0", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "number of patients" in err and "Traceback" not in err
+    assert main(["cohort", "--patients", "5", "--profile", "york", "--out", str(tmp_path / "x")]) == 2
+    assert "Unknown profile" in capsys.readouterr().err
