@@ -106,3 +106,12 @@ def test_the_cli_prints_the_report_without_a_traceback(export, tmp_path, capsys)
     assert main(["import", "synthea", str(export), "--out", str(tmp_path / "records")]) == 2
     error = capsys.readouterr().err
     assert "patients.csv" in error and "Traceback" not in error
+
+
+def test_events_before_birth_are_refused_at_their_source_row(export, tmp_path):
+    def before_birth(frame):
+        frame.loc[0, "START"] = "1900-01-01"  # Ada was born in 1950
+    edit(export, "conditions.csv", before_birth)
+    (problem,) = problems_of(export, tmp_path / "records")
+    assert (problem.file, problem.row, problem.column) == ("conditions.csv", "row 2", "START")
+    assert "1900-01-01 is before the patient's birth (1950-03-01)" in problem.message

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 
-from features.records import SCHEMAS, Records
+from features.records import SCHEMAS, Records, validate_records
 from synthetic_cohort.importers.mappings import ADMISSION, Mappings, left_out_reason, load_mappings
 from synthetic_cohort.importers.nhs_numbers import assign_nhs_numbers
 from synthetic_cohort.importers.problems import ProblemLog
@@ -300,6 +300,16 @@ def assemble(
         medications = medications.loc[
             _known_patients(medications, "medications", people_ids, source, log)
         ]
+    births = people.set_index("source_id")["birth_date"]
+    for table, frame, field_name in (
+        ("conditions", conditions, "start"), ("encounters", encounters, "date"),
+        ("medications", medications, "start"),
+    ):
+        if frame is not None:
+            before_birth = frame[field_name] < frame["patient"].map(births)
+            _log_rows(frame, before_birth, source.columns.get(table, {}).get(field_name, field_name),
+                      log, lambda row, f=field_name: f"{row[f]:%Y-%m-%d} is before the patient's birth "
+                      f"({births[row['patient']]:%Y-%m-%d})")
     if log.problems:
         return None, {}
 
@@ -373,6 +383,13 @@ def assemble(
     if log.problems:
         return None, {}
     records = Records(**tables)
+    # The loader's own cross-table checks (dates before birth or in the future, ...): an import
+    # that would be refused at loading is refused here.
+    for problem in validate_records(records):
+        log.add(f"output {problem.file}", problem.row and f"row {problem.row}", problem.column,
+                problem.message)
+    if log.problems:
+        return None, {}
     report = _report(source, people, conditions, encounters, medications, observations,
                      practices, practice_of, mappings)
     return records, report
