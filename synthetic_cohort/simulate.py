@@ -254,10 +254,10 @@ def simulate_block(profile_name: str, n_patients: int, seed: int, block: int, bl
         # deaths and moves away during the year
         q = story.death_probability(age, sub["female"], has, efi, sub["care_home"], sub["z"])
         dies = rng.random(active.size) < q
-        death_day = jan1 + (rng.random(active.size) * ndays).astype(np.int64)
+        death_day = jan1 + 1 + (rng.random(active.size) * (ndays - 1)).astype(np.int64)  # on the list on 1 January
         leave_p = leave_rate[np.searchsorted(leave_starts, age, side="right") - 1] * np.where(sub["care_home"], 0.2, 1.0)
         leaves = ~dies & (rng.random(active.size) < leave_p)
-        leave_day = jan1 + (rng.random(active.size) * ndays).astype(np.int64)
+        leave_day = jan1 + 1 + (rng.random(active.size) * (ndays - 1)).astype(np.int64)
         people["death"][active[dies]] = death_day[dies]
         people["reg_to"][active[dies]] = death_day[dies]
         people["reg_to"][active[leaves]] = leave_day[leaves]
