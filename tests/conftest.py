@@ -33,6 +33,7 @@ _postgres_tests_run = {"count": 0}
 TINY_PRACTICES = (("P001", "Alpha Surgery", "N01", "North PCN"), ("P002", "Beta Health Centre", "N01", "North PCN"),
                   ("P003", "Gamma Medical", "N02", "South PCN"), ("P004", "Delta Practice", "N02", "South PCN"))
 INDEX_DATE = pd.Timestamp("2026-01-01")
+FLAGS_FOR_TESTS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 
 
 def synthetic_nhs_numbers(count: int, start: int = 0) -> list[str]:
