@@ -21,15 +21,18 @@ requested = ui.query_param("level")
 if requested and requested not in LEVEL_LABELS:
     st.warning(f"{requested!r} is not a coverage level; showing practices.")
     requested = None
+if requested and st.session_state.get("coverage_level_from_url") != requested:
+    st.session_state["coverage_level_from_url"] = st.session_state["coverage_level"] = requested  # URL wins once
+st.session_state.setdefault("coverage_level", "practice")
 level = st.segmented_control("By", list(LEVEL_LABELS), format_func=LEVEL_LABELS.get,
-                             default=requested or "practice", key="coverage_level") or "practice"
+                             key="coverage_level") or "practice"
 
 table = None
 with ui.show_errors():
     table = ui.cached_read(coverage.coverage, level=level)
 if table is None:
     st.stop()
-if table.empty or int(table["flagged"].fillna(0).sum()) == 0:
+if table.empty or (table["flagged"].fillna(1) == 0).all():  # NA = suppressed, so someone is flagged
     st.info("Nobody is flagged in your area in the current score run, so there is no coverage to show.")
     st.stop()
 
@@ -45,7 +48,7 @@ cells = table.assign(cell=[
     f"({format_count(None if pd.isna(c) else int(c))}/{format_count(None if pd.isna(f) else int(f))})"
     for p, c, f in zip(table["percent"], table["covered"], table["flagged"])
 ])
-wide = cells.pivot_table(index=["code", "name"], columns="group_label", values="cell", aggfunc="first", sort=False)
+wide = cells.pivot_table(index=["code", "unit_name"], columns="group_label", values="cell", aggfunc="first", sort=False)
 st.dataframe(wide[[label for label in FLAG_LABELS.values() if label in wide.columns]], width="stretch")
 st.caption("Each cell: percentage covered (people covered / people flagged).")
 st.download_button("Download CSV", coverage.coverage_csv(table), f"coverage_by_{level}.csv", "text/csv",
