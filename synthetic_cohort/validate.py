@@ -1,0 +1,325 @@
+"""`proactive-care cohort validate DIR`: the generated records against the published figures in the
+profile ([targets.*] and the conditions' prevalence), as a table, JSON and an HTML report with plots.
+
+Everything is measured from the records alone (as a user of the tool would), on 1 January of the
+last year covered, and hospital use and deaths over that year.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.metrics import roc_auc_score
+
+from features.conditions import CONDITION_CODES, CONDITION_LABELS
+from features.errors import UserInputError
+from synthetic_cohort.generate import GENERATION_FILE
+from synthetic_cohort.profile import load_profile
+
+MENTAL = {"dementia", "depression", "smi", "learning_disability"}
+ADMISSION_BANDS = {"0_19": (0, 20), "20_37": (20, 38), "38_52": (38, 53), "53_66": (53, 67), "67_plus": (67, 200),
+                   "85_plus": (85, 200), "all_ages": (0, 200)}
+EFI_CATEGORIES = ("fit", "mild", "moderate", "severe")
+EFI_CUTS = (0.12, 0.24, 0.36)
+AGE_BANDS = [0, 18, 30, 40, 50, 60, 70, 80, 90, 200]
+AGE_LABELS = ["0-17", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90+"]
+
+
+@dataclass
+class Check:
+    name: str
+    target: float
+    value: float
+    tolerance: float
+    source: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.value) and abs(self.value - self.target) <= self.tolerance + 1e-12)
+
+
+@dataclass
+class Report:
+    profile: str
+    directory: str
+    checks: list[Check]
+    json_path: str = ""
+    html_path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def measured(self) -> int:
+        return len(self.checks)
+
+    @property
+    def passed(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def pass_share(self) -> float:
+        return self.passed / max(self.measured, 1)
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def table_text(self) -> str:
+        width = max(len(c.name) for c in self.checks)
+        lines = [f"{'target':<{width}}  {'published':>10}  {'generated':>10}  {'tolerance':>9}  result"]
+        for c in self.checks:
+            lines.append(f"{c.name:<{width}}  {_fmt(c.target):>10}  {_fmt(c.value):>10}  {'±' + _fmt(c.tolerance):>9}  "
+                         f"{'pass' if c.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "directory": self.directory, "measured": self.measured,
+                "passed": self.passed, "pass_share": round(self.pass_share, 4), "notes": self.notes,
+                "checks": [asdict(c) | {"passed": c.passed} for c in self.checks]}
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    return f"{x:.4f}" if abs(x) < 0.1 else f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
+
+
+@dataclass
+class Measured:
+    """The population on 1 January of the last year and what happened to it in that year."""
+    year: int
+    people: pd.DataFrame           # indexed by nhs_number: age, female, imd, ethnicity, care_home, efi, ltc_*, n_ltc
+    admissions: pd.Series          # emergency admissions in the year per person (people index)
+    exposure: pd.Series            # years on the list in the year
+    died: pd.Series                # died in the year
+    truth: pd.Series | None        # generator's probability for the year
+
+
+def measure(directory: Path) -> Measured:
+    patients = pd.read_parquet(directory / "patients.parquet")
+    year = int(pd.read_parquet(directory / "truth.parquet", columns=["year"])["year"].max()) \
+        if (directory / "truth.parquet").exists() else int(pd.to_datetime(
+            pq.read_table(directory / "encounters.parquet", columns=["date"]).column("date").to_pandas()).max().year)
+    jan1, next_jan1 = pd.Timestamp(year, 1, 1), pd.Timestamp(year + 1, 1, 1)
+    on_list = ((patients["registered_from"] <= jan1) & (patients["registered_to"].isna() | (patients["registered_to"] > jan1))
+               & (patients["date_of_death"].isna() | (patients["date_of_death"] > jan1)))
+    people = patients.loc[on_list].set_index("nhs_number")
+    frame = pd.DataFrame(index=people.index)
+    frame["age"] = (jan1 - people["date_of_birth"]).dt.days / 365.25
+    frame["female"] = people["sex"].eq("F")
+    frame["imd"] = people["imd_decile"].astype(float)
+    frame["ethnicity"] = people["ethnicity"]
+    frame["care_home"] = people["care_home"].astype(bool)
+    conditions = pd.read_parquet(directory / "conditions.parquet")
+    conditions = conditions[(conditions["diagnosed_on"] <= jan1) & conditions["nhs_number"].isin(frame.index)]
+    flags = pd.crosstab(conditions["nhs_number"], conditions["condition"]).clip(upper=1)
+    flags = flags.reindex(index=frame.index, columns=list(CONDITION_CODES), fill_value=0)
+    for code in CONDITION_CODES:
+        frame[f"ltc_{code}"] = flags[code].to_numpy()
+    frame["n_ltc"] = flags.sum(axis=1).to_numpy()
+    frame["n_mental"] = flags[sorted(MENTAL)].sum(axis=1).to_numpy()
+    observations = pd.read_parquet(directory / "observations.parquet", filters=[("code", "==", "efi"), ("date", "==", jan1)])
+    frame["efi"] = observations.set_index("nhs_number")["value"].reindex(frame.index)
+    encounters = pd.read_parquet(directory / "encounters.parquet", columns=["nhs_number", "date"],
+                                 filters=[("kind", "==", "emergency_admission"), ("date", ">=", jan1), ("date", "<", next_jan1)])
+    admissions = encounters["nhs_number"].value_counts().reindex(frame.index, fill_value=0)
+    leaves = people["registered_to"].fillna(next_jan1).clip(upper=next_jan1)
+    exposure = (leaves - jan1).dt.days / (next_jan1 - jan1).days
+    died = people["date_of_death"].between(jan1, next_jan1, inclusive="left")
+    truth = None
+    if (directory / "truth.parquet").exists():
+        t = pd.read_parquet(directory / "truth.parquet", filters=[("year", "==", year)])
+        truth = t.set_index("nhs_number")["probability"].reindex(frame.index)
+    return Measured(year, frame, admissions, exposure, died, truth)
+
+
+def _efi_category(efi: pd.Series) -> pd.Series:
+    return pd.Series(np.searchsorted(EFI_CUTS, efi.to_numpy(), side="right"), index=efi.index)
+
+
+def _rate(m: Measured, mask) -> float:
+    return 1000 * m.admissions[mask].sum() / max(m.exposure[mask].sum(), 1e-9)
+
+
+def measures(m: Measured) -> dict[str, float]:
+    p = m.people
+    age = p["age"]
+    out: dict[str, float] = {
+        "median_age": float(age.median()),
+        "percent_65_plus": 100 * float((age >= 65).mean()),
+        "percent_18_plus": 100 * float((age >= 18).mean()),
+        "percent_50_plus": 100 * float((age >= 50).mean()),
+        "percent_white": 100 * float(p["ethnicity"].eq("White").mean()),
+        "percent_asian": 100 * float(p["ethnicity"].eq("Asian").mean()),
+        "percent_imd_deciles_1_2": 100 * float(p["imd"].le(2).mean()),
+        "percent_imd_deciles_3_4": 100 * float(p["imd"].between(3, 4).mean()),
+    }
+    two_plus = p["n_ltc"] >= 2
+    out["multimorbidity_2plus_female_to_male"] = two_plus[p["female"]].mean() / two_plus[~p["female"]].mean()
+    adult = age >= 18
+    out["multimorbidity_2plus_adults_most_to_least_deprived_fifth"] = (
+        two_plus[adult & (p["imd"] <= 2)].mean() / two_plus[adult & (p["imd"] >= 9)].mean())
+    physical_mental = (p["n_mental"] >= 1) & (p["n_ltc"] - p["n_mental"] >= 1)
+    out["physical_mental_most_to_least_deprived_decile"] = (
+        physical_mental[p["imd"] == 1].mean() / physical_mental[p["imd"] == 10].mean())
+    for name, (lo, hi) in ADMISSION_BANDS.items():
+        band = (age >= lo) & (age < hi)
+        out[f"admissions_per_1000_{name}"] = _rate(m, band)
+        if name not in ("85_plus", "all_ages"):
+            out[f"admission_ratio_most_to_least_quintile_{name}"] = (
+                _rate(m, band & (p["imd"] <= 2)) / max(_rate(m, band & (p["imd"] >= 9)), 1e-9))
+    out["percent_admissions_aged_65_plus"] = 100 * m.admissions[age >= 65].sum() / max(m.admissions.sum(), 1)
+    old = age >= 65
+    category = _efi_category(p["efi"].fillna(0))
+    for k, name in enumerate(EFI_CATEGORIES):
+        out[f"efi_{name}_percent_65_plus"] = 100 * float((category[old] == k).mean())
+    fit_rate = _rate(m, old & (category == 0))
+    fit_death = m.died[old & (category == 0)].mean()
+    for k, name in enumerate(EFI_CATEGORIES[1:], start=1):
+        out[f"efi_admission_ratio_{name}"] = _rate(m, old & (category == k)) / max(fit_rate, 1e-9)
+        out[f"efi_death_ratio_{name}"] = m.died[old & (category == k)].mean() / max(fit_death, 1e-9)
+    out["care_home_percent_65_plus"] = 100 * float(p["care_home"][old].mean())
+    out["care_home_residents_percent_85_plus"] = 100 * float((age[p["care_home"]] >= 85).mean())
+    for sex, is_female in (("male", False), ("female", True)):
+        for anchor in (60, 70, 80, 85, 90):
+            band = (p["female"] == is_female) & (age >= anchor - 2) & (age < anchor + 3)
+            out[f"deaths_{sex}_{anchor}"] = float(m.died[band].mean())
+    if m.truth is not None:
+        known = m.truth.notna()
+        out["oracle_auroc"] = float(roc_auc_score(m.admissions[known] > 0, m.truth[known]))
+    for code in CONDITION_CODES:
+        out[f"prevalence_{code}"] = 100 * float(p[f"ltc_{code}"].mean())  # replaced below by the QOF denominators
+    return out
+
+
+def build_checks(m: Measured, profile: dict) -> list[Check]:
+    values = measures(m)
+    checks = []
+    rel = profile["validation"]["prevalence_relative_tolerance"]
+    age = m.people["age"]
+    for code in CONDITION_CODES:
+        cond = profile["conditions"][code]
+        denominator = age >= cond["min_age"]
+        flags = m.people.loc[denominator, f"ltc_{code}"]
+        group = "" if cond["min_age"] == 0 else f" ({cond['min_age']}+)"
+        source = "QOF 2019/20 crude recorded prevalence (House of Commons Library)"
+        checks.append(Check(f"prevalence % {code}{group}", cond["prevalence"], 100 * float(flags.mean()),
+                            max(rel * cond["prevalence"], 0.1), source))
+        if profile["validation"]["deprivation_decile_prevalence"]:
+            imd = m.people.loc[denominator, "imd"]
+            drel = profile["validation"]["decile_relative_tolerance"]
+            for label, decile, key in (("most deprived decile", 1, "most_deprived"), ("least deprived decile", 10, "least_deprived")):
+                checks.append(Check(f"prevalence % {code}{group}, {label}", cond[key],
+                                    100 * float(flags[imd == decile].mean()), max(drel * cond[key], 0.15), source))
+    for name, target in profile["targets"].items():
+        checks.append(Check(name.replace("_", " "), float(target["value"]), float(values.get(name, np.nan)),
+                            float(target["tolerance"]), target["source"]))
+    return checks
+
+
+# ---- report ---------------------------------------------------------------------------------------------
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plots(m: Measured, profile: dict) -> dict[str, str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = m.people
+    bands = np.arange(0, 105, 5)
+    band = np.minimum(p["age"] // 5 * 5, 100)
+    images = {}
+    fig, ax = plt.subplots(figsize=(6, 5))
+    men = band[~p["female"]].value_counts().reindex(bands, fill_value=0) / len(p) * 100
+    women = band[p["female"]].value_counts().reindex(bands, fill_value=0) / len(p) * 100
+    ax.barh(bands, -men, height=4.5, label="men")
+    ax.barh(bands, women, height=4.5, label="women")
+    ax.set_xlabel("% of the list"), ax.set_ylabel("age (5-year bands)"), ax.legend()
+    ax.set_title(f"Population pyramid, 1 January {m.year}")
+    images["Population pyramid"] = _png(fig)
+
+    age_band = pd.cut(p["age"], AGE_BANDS, labels=AGE_LABELS, right=False)
+    fig, axes = plt.subplots(3, 6, figsize=(16, 8), sharex=True)
+    for ax, code in zip(axes.flat, CONDITION_CODES):
+        prevalence = p.groupby(age_band, observed=False)[f"ltc_{code}"].mean() * 100
+        ax.plot(range(len(AGE_LABELS)), prevalence.to_numpy(), marker="o")
+        ax.set_title(CONDITION_LABELS[code], fontsize=9)
+        ax.set_xticks(range(len(AGE_LABELS)), AGE_LABELS, rotation=90, fontsize=7)
+    fig.suptitle("Recorded prevalence (%) by age band")
+    images["Prevalence by age band"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    quintile = ((p["imd"] - 1) // 2 + 1).astype(int)
+    for q in (1, 3, 5):
+        share = (p["n_ltc"] >= 2)[quintile == q].groupby(age_band[quintile == q], observed=False).mean() * 100
+        ax.plot(range(len(AGE_LABELS)), share.to_numpy(), marker="o", label=f"IMD quintile {q}" + (" (most deprived)" if q == 1 else " (least)" if q == 5 else ""))
+    ax.set_xticks(range(len(AGE_LABELS)), AGE_LABELS)
+    ax.set_ylabel("% with 2+ conditions"), ax.legend(), ax.set_title("Multimorbidity by age and deprivation")
+    images["Multimorbidity by age and deprivation"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = ["0_19", "20_37", "38_52", "53_66", "67_plus", "85_plus"]
+    generated = [_rate(m, (p["age"] >= ADMISSION_BANDS[n][0]) & (p["age"] < ADMISSION_BANDS[n][1])) for n in names]
+    published = [profile["targets"][f"admissions_per_1000_{n}"]["value"] for n in names]
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, generated, 0.4, label="generated")
+    ax.bar(x + 0.2, published, 0.4, label="published")
+    ax.set_xticks(x, [n.replace("_plus", "+").replace("_", "-") for n in names])
+    ax.set_ylabel("emergency admissions per 1,000 per year"), ax.legend()
+    ax.set_title(f"Emergency admissions by age, {m.year}")
+    images["Admissions per 1,000 by age"] = _png(fig)
+    return images
+
+
+def write_html(report: Report, images: dict[str, str], path: Path) -> None:
+    rows = "".join(
+        f"<tr class={'pass' if c.passed else 'fail'}><td>{html.escape(c.name)}</td><td>{_fmt(c.target)}</td>"
+        f"<td>{_fmt(c.value)}</td><td>±{_fmt(c.tolerance)}</td><td>{'pass' if c.passed else 'FAIL'}</td>"
+        f"<td>{html.escape(c.source)}</td></tr>" for c in report.checks)
+    figures = "".join(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+                      for title, data in images.items())
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    path.write_text(f"""<!doctype html><html lang="en"><meta charset="utf-8">
+<title>Synthetic population validation ({html.escape(report.profile)})</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 8px;font-size:13px}}
+tr.fail td{{background:#fde2e2}}img{{max-width:100%}}</style>
+<h1>Synthetic population validation: {html.escape(report.profile)} profile</h1>
+<p>{report.passed} of {report.measured} measurable targets pass ({report.pass_share:.0%}). Records: {html.escape(report.directory)}.</p>
+<ul>{notes}</ul>
+<table><tr><th>target</th><th>published</th><th>generated</th><th>tolerance</th><th>result</th><th>source</th></tr>{rows}</table>
+{figures}</html>""")
+
+
+def validate_population(directory: str | Path, profile: str | None = None, with_plots: bool = True) -> Report:
+    directory = Path(directory)
+    if not (directory / "patients.parquet").exists():
+        raise UserInputError(f"The folder {directory} has no patients.parquet; run `proactive-care cohort` first.")
+    generation = directory / GENERATION_FILE
+    if profile is None:
+        profile = json.loads(generation.read_text())["profile"] if generation.exists() else "leicester"
+    settings = load_profile(profile)
+    m = measure(directory)
+    report = Report(profile, str(directory), build_checks(m, settings))
+    report.notes = [
+        f"Measured on the {len(m.people):,} people on the list on 1 January {m.year}; admissions and deaths over {m.year}.",
+        "Multimorbidity is compared as ratios: our list has 18 conditions, Barnett's 40, so absolute shares are lower.",
+        "eFI hazard ratios are compared with crude rate ratios among people aged 65+.",
+    ]
+    report.json_path = str(directory / "validation.json")
+    report.html_path = str(directory / "validation.html")
+    Path(report.json_path).write_text(json.dumps(report.to_json(), indent=2))
+    write_html(report, plots(m, settings) if with_plots else {}, Path(report.html_path))
+    return report
