@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.records import read_records
 from synthetic_cohort.importers import ImportProblems, import_fhir, read_import
 from synthetic_cohort.importers.fhir import read_fhir
 from synthetic_cohort.importers.synthea import read_synthea
@@ -28,6 +29,7 @@ OMB_RACE = {
     "hawaiian": ("2076-8", "Native Hawaiian or Other Pacific Islander"), "other": ("2131-1", "Other"),
 }
 SNOMED = "http://snomed.info/sct"
+SYNTHEA_IDS = "https://github.com/synthetichealth/synthea"
 
 
 def rows(path: Path) -> list[dict]:
@@ -79,14 +81,28 @@ def encounter_resource(row: dict) -> dict:
         "subject": {"reference": f"urn:uuid:{row['PATIENT']}"},
         "period": {"start": row["START"], "end": row["STOP"]},
     }
+    if row.get("ORGANIZATION"):
+        resource["serviceProvider"] = {
+            "reference": f"Organization?identifier={SYNTHEA_IDS}|{row['ORGANIZATION']}"}
     if row["REASONCODE"]:
         resource["reasonCode"] = [{"coding": [{"system": SNOMED, "code": row["REASONCODE"]}]}]
     return resource
 
 
+def organization_resource(row: dict) -> dict:
+    return {"resourceType": "Organization", "id": row["Id"], "name": row["NAME"],
+            "identifier": [{"system": SYNTHEA_IDS, "value": row["Id"]}]}
+
+
 def synthea_csv_to_fhir(export: Path, out: Path) -> None:
-    """One transaction Bundle per person, as Synthea's R4 exporter lays them out."""
+    """One transaction Bundle per person, and organisations in their own bundle, as Synthea's
+    R4 exporter lays them out."""
     out.mkdir(parents=True)
+    if (export / "organizations.csv").exists():
+        organisations = [organization_resource(r) for r in rows(export / "organizations.csv")]
+        bundle = {"resourceType": "Bundle", "type": "batch",
+                  "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in organisations]}
+        (out / "hospitalInformation.json").write_text(json.dumps(bundle))
     conditions, encounters = rows(export / "conditions.csv"), rows(export / "encounters.csv")
     for person in rows(export / "patients.csv"):
         resources = [patient_resource(person)]
@@ -117,17 +133,34 @@ def test_fhir_bundles_of_the_sample_import_to_the_same_records_as_its_csv(tmp_pa
     assert fhir_records.observations is None  # medicines are not part of the FHIR route
 
 
-def test_fhir_route_keeps_the_admission_and_class_rules(tmp_path):
+def test_fhir_route_keeps_the_rules_and_the_practices_of_the_csv_route(tmp_path):
     synthea_csv_to_fhir(SMALL, tmp_path / "bundles")
     import_fhir(tmp_path / "bundles", tmp_path / "records")
     csv_records, _ = read_import(read_synthea, SMALL)
-    fhir_records, _ = read_import(read_fhir, tmp_path / "bundles")
-    # Without an organisations table both put everyone in the one imported practice ...
-    assert set(fhir_records.patients["practice_code"]) == {"IMP001"}
-    csv_records.patients["practice_code"] = "IMP001"
-    csv_records.practices = fhir_records.practices
-    # ... and otherwise agree, including SNF (IMP + type) left out and urgent care (AMB) as A&E.
+    fhir_records = read_records(tmp_path / "records")
+    # Admissions after A&E or for an urgent reason, SNF (IMP + type) left out, urgent care (AMB +
+    # type) as A&E, and practices from Organization resources and Encounter.serviceProvider.
+    assert len(fhir_records.practices) == 3
     assert_same_records(csv_records, fhir_records)
+
+
+def test_void_resources_are_skipped_and_counted(tmp_path):
+    synthea_csv_to_fhir(SMALL, tmp_path / "bundles")
+    bundle_path = next(p for p in (tmp_path / "bundles").glob("Ada101_*.json"))
+    bundle = json.loads(bundle_path.read_text())
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource.get("id") == "e-04":  # the elective admission
+            resource["status"] = "entered-in-error"
+        if resource["resourceType"] == "Condition" and resource["code"]["coding"][0]["code"] == "59621000":
+            resource["verificationStatus"] = {"coding": [{"code": "refuted"}]}
+    bundle_path.write_text(json.dumps(bundle))
+    records, report = read_import(read_fhir, tmp_path / "bundles")
+    ada = records.patients.set_index("given_name").loc["Ada101", "nhs_number"]
+    ada_kinds = records.encounters.loc[records.encounters["nhs_number"] == ada, "kind"]
+    assert "elective_admission" not in set(ada_kinds)
+    assert "hypertension" not in set(records.conditions.loc[records.conditions["nhs_number"] == ada, "condition"])
+    assert sum(report["skipped"].values()) == 2
 
 
 def write_bundle(folder: Path, name: str, resources: list[dict]) -> None:

@@ -45,6 +45,7 @@ class SourceTables:
     medications: pd.DataFrame | None = None
     organisations: pd.DataFrame | None = None
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # rows a reader set aside, and why
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,7 @@ def _report(source, people, conditions, encounters, medications, observations, p
             kind: int(n) for kind, n in encounters["kind"].fillna("").value_counts().items() if kind
         },
         "ethnicity": ethnicity.to_dict(orient="records"),
+        "skipped": source.skipped,
         "medication_rows": None if medications is None else int(len(medications)),
         "repeat_medicine_observations": None if observations is None else int(len(observations)),
         "practices": [

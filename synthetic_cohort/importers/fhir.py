@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 from tqdm import tqdm
@@ -21,7 +22,11 @@ from synthetic_cohort.importers.assemble import FILE, ROW, SourceTables
 from synthetic_cohort.importers.mappings import load_mappings
 from synthetic_cohort.importers.problems import ProblemLog
 
-MODELS = {"Patient": Patient, "Condition": Condition, "Encounter": Encounter}
+MODELS = {"Patient": Patient, "Condition": Condition, "Encounter": Encounter,
+          "Organization": Organization}
+# Statuses that mean the resource does not describe something that happened.
+VOID_ENCOUNTER_STATUSES = {"cancelled", "entered-in-error", "planned"}
+VOID_VERIFICATION_STATUSES = {"refuted", "entered-in-error"}
 SNOMED = "http://snomed.info/sct"
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 SEXES = {"female": "F", "male": "M"}
@@ -36,8 +41,10 @@ COLUMNS = {
 
 
 def referenced_id(reference: dict | None) -> str | None:
-    """The id in ``urn:uuid:ID`` or ``Patient/ID`` references."""
+    """The id in ``urn:uuid:ID``, ``Patient/ID`` or ``Organization?identifier=SYSTEM|ID`` references."""
     text = (reference or {}).get("reference") or ""
+    if "?identifier=" in text:
+        return text.rsplit("|", 1)[-1]
     for prefix in ("urn:uuid:", "Patient/", "Organization/"):
         if text.startswith(prefix):
             return text[len(prefix):]
@@ -107,6 +114,20 @@ def _encounter(resource: dict, fhir_classes: dict[tuple[str, str], str]) -> dict
     }
 
 
+def _organisations(resource: dict) -> list[dict]:
+    """One row per way encounters may refer to the organisation: its id and its identifiers."""
+    keys = [resource.get("id")] + [i.get("value") for i in resource.get("identifier") or []]
+    return [{"source_id": key, "name": resource.get("name")} for key in dict.fromkeys(keys) if key]
+
+
+def _is_void(resource: dict) -> bool:
+    if resource["resourceType"] == "Encounter":
+        return resource.get("status") in VOID_ENCOUNTER_STATUSES
+    if resource["resourceType"] == "Condition":
+        return first_coding(resource.get("verificationStatus")).get("code") in VOID_VERIFICATION_STATUSES
+    return False
+
+
 def _frame(rows: list[dict], fields: tuple[str, ...]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*fields, FILE, ROW]).astype(object)
     return frame.where(frame.notna(), None)
@@ -122,7 +143,8 @@ def read_fhir(directory: str | Path, log: ProblemLog) -> SourceTables | None:
         log.add(str(directory), None, None, "the folder holds no FHIR bundle .json files")
         return None
     mappings = load_mappings()
-    rows: dict[str, list[dict]] = {"Patient": [], "Condition": [], "Encounter": []}
+    rows: dict[str, list[dict]] = {"Patient": [], "Condition": [], "Encounter": [], "Organization": []}
+    void: dict[str, int] = {}
     for path in tqdm(files, desc="reading FHIR bundles", unit="bundle", leave=False):
         try:
             bundle = json.loads(path.read_text())
@@ -145,12 +167,17 @@ def read_fhir(directory: str | Path, log: ProblemLog) -> SourceTables | None:
                     path_text = ".".join(str(part) for part in failure["loc"])
                     log.add(path.name, where[ROW], f"{resource_type}.{path_text}", failure["msg"])
                 continue
+            if _is_void(resource):
+                void[resource_type] = void.get(resource_type, 0) + 1
+                continue
             if resource_type == "Patient":
                 rows["Patient"].append({**_person(resource, mappings.omb_to_race), **where})
             elif resource_type == "Condition":
                 rows["Condition"].append({**_condition(resource), **where})
-            else:
+            elif resource_type == "Encounter":
                 rows["Encounter"].append({**_encounter(resource, mappings.fhir_classes), **where})
+            else:
+                rows["Organization"] += [{**row, **where} for row in _organisations(resource)]
     if not rows["Patient"] and not log.problems:
         log.add(str(directory), None, None, "the bundles hold no Patient resources")
     if log.problems:
@@ -162,5 +189,7 @@ def read_fhir(directory: str | Path, log: ProblemLog) -> SourceTables | None:
         conditions=_frame(rows["Condition"], ("patient", "code", "description", "system", "start")),
         encounters=_frame(rows["Encounter"], ("source_id", "patient", "date", "encounter_class",
                                               "code", "reason_code", "organisation")),
+        organisations=_frame(rows["Organization"], ("source_id", "name")) if rows["Organization"] else None,
         columns=COLUMNS,
+        skipped={f"{kind} (cancelled, refuted or entered in error)": n for kind, n in void.items()},
     )
