@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, OBSERVATION_CODES
 from features.errors import UserInputError
@@ -91,17 +93,41 @@ def label_window_covered(records: Records, index_date: pd.Timestamp) -> bool:
     return latest >= index_date + pd.DateOffset(months=11)
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
+def _person_key(nhs_numbers: pd.Series) -> np.ndarray:
+    """NHS numbers as int64 (Arrow cast): hashing integers is far faster than strings at 10M+ rows."""
+    try:
+        return pc.cast(_arrow_strings(nhs_numbers), pa.int64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise UserInputError(
+            "The records hold an NHS number that is not 10 digits; run `proactive-care cohort "
+            "validate` on the records folder to find it."
+        ) from None
+
+
+def _codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
+    """Position of each value in ``categories`` (-1 if absent), via Arrow."""
+    found = pc.index_in(_arrow_strings(values), value_set=pa.array(list(categories)))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+
+
 def _person_positions(people: pd.Index, nhs_numbers: pd.Series) -> np.ndarray:
-    return people.get_indexer(nhs_numbers.astype(str))
+    """Row of each event's person in the feature table (-1 for people not in it)."""
+    return people.get_indexer(_person_key(nhs_numbers))
 
 
 def _count_in_window(
-    people: pd.Index, events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+    n_people: int, positions: np.ndarray, dates: np.ndarray, start: pd.Timestamp, end: pd.Timestamp
 ) -> np.ndarray:
     """Events per person with start <= date < end."""
-    dates = events["date"]
-    positions = events["position"].to_numpy()[((dates >= start) & (dates < end)).to_numpy()]
-    return np.bincount(positions, minlength=len(people)).astype(np.int32)
+    inside = (dates >= start.to_datetime64()) & (dates < end.to_datetime64())
+    return np.bincount(positions[inside], minlength=n_people).astype(np.int32)
 
 
 def age_in_years(date_of_birth: pd.Series, on: pd.Timestamp) -> np.ndarray:
@@ -131,6 +157,7 @@ def build_features(
 
     patients = population_on(records.patients, index_date)
     people = pd.Index(patients["nhs_number"].astype(str), name="nhs_number")
+    person_keys = pd.Index(_person_key(patients["nhs_number"]))
     features = pd.DataFrame(index=people)
     features["practice_code"] = patients["practice_code"].astype(str).to_numpy()
     features["pcn_code"] = patients["pcn_code"].astype(str).to_numpy()
@@ -143,31 +170,33 @@ def build_features(
 
     conditions = records.conditions
     diagnosed = _as_dates(conditions["diagnosed_on"]) < index_date
-    positions = _person_positions(people, conditions["nhs_number"])
+    positions = _person_positions(person_keys, conditions["nhs_number"])
     known = diagnosed.to_numpy() & (positions >= 0)
-    condition_codes = pd.Categorical(conditions["condition"], categories=CONDITION_CODES).codes
+    condition_codes = _codes(conditions["condition"], CONDITION_CODES)
+    known &= condition_codes >= 0
     flags = np.zeros((len(people), len(CONDITION_CODES)), dtype=np.int8)
     flags[positions[known], condition_codes[known]] = 1  # a repeated diagnosis still counts once
     for column_number, column in enumerate(LTC_COLUMNS):
         features[column] = flags[:, column_number]
     features["ltc_count"] = flags.sum(axis=1).astype(np.int32)
 
-    encounters = pd.DataFrame(
-        {
-            "position": _person_positions(people, records.encounters["nhs_number"]),
-            "date": _as_dates(records.encounters["date"]).to_numpy(),
-            "kind": records.encounters["kind"].astype(str).to_numpy(),
-        }
-    )
-    encounters = encounters.loc[encounters["position"] >= 0]
+    encounter_positions = _person_positions(person_keys, records.encounters["nhs_number"])
+    known = encounter_positions >= 0
+    encounter_positions = encounter_positions[known]
+    encounter_dates = _as_dates(records.encounters["date"]).to_numpy()[known]
+    encounter_kinds = _codes(records.encounters["kind"], ENCOUNTER_KINDS)[known]
     year_ago = index_date - pd.DateOffset(months=12)
     two_years_ago = index_date - pd.DateOffset(months=24)
-    by_kind = dict(tuple(encounters.groupby("kind", sort=False)))
-    empty = encounters.iloc[0:0]
+
+    def count(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+        of_kind = encounter_kinds == ENCOUNTER_KINDS.index(kind)
+        return _count_in_window(
+            len(people), encounter_positions[of_kind], encounter_dates[of_kind], start, end
+        )
+
     for kind, stem in UTILISATION_STEMS.items():
-        events = by_kind.get(kind, empty)
-        features[f"{stem}_12m"] = _count_in_window(people, events, year_ago, index_date)
-        features[f"{stem}_12_24m"] = _count_in_window(people, events, two_years_ago, year_ago)
+        features[f"{stem}_12m"] = count(kind, year_ago, index_date)
+        features[f"{stem}_12_24m"] = count(kind, two_years_ago, year_ago)
 
     features["care_home"] = patients["care_home"].astype(bool).to_numpy().astype(np.int8)
 
@@ -177,7 +206,7 @@ def build_features(
         observations = records.observations
         observations = pd.DataFrame(
             {
-                "position": _person_positions(people, observations["nhs_number"]),
+                "position": _person_positions(person_keys, observations["nhs_number"]),
                 "date": _as_dates(observations["date"]).to_numpy(),
                 "code": observations["code"].astype(str).to_numpy(),
                 "value": pd.to_numeric(observations["value"]).astype(float).to_numpy(),
@@ -194,9 +223,7 @@ def build_features(
             features[code] = values
 
     if with_label:
-        events = by_kind.get("emergency_admission", empty)
-        year_ahead = index_date + pd.DateOffset(months=12)
-        counts = _count_in_window(people, events, index_date, year_ahead)
+        counts = count("emergency_admission", index_date, index_date + pd.DateOffset(months=12))
         features[LABEL_COUNT] = counts
         features[LABEL] = (counts > 0).astype(np.int8)
     return features
