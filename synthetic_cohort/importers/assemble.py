@@ -190,9 +190,8 @@ def repeat_medicine_counts(medications: pd.DataFrame, people: pd.DataFrame) -> p
         .sort_values(["patient", "code", "start"])
     )
     # Merge overlapping courses of one medicine: a new block starts after the previous ones end.
-    ended_before = courses.groupby(["patient", "code"])["stop"].transform(
-        lambda s: s.cummax().shift()
-    )
+    medicine = [courses["patient"], courses["code"]]
+    ended_before = courses["stop"].groupby(medicine).cummax().groupby(medicine).shift()
     new_block = ended_before.isna() | (courses["start"] > ended_before)
     courses["block"] = new_block.cumsum()
     blocks = courses.groupby("block").agg(patient=("patient", "first"), start=("start", "min"),
