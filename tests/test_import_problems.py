@@ -115,3 +115,9 @@ def test_events_before_birth_are_refused_at_their_source_row(export, tmp_path):
     (problem,) = problems_of(export, tmp_path / "records")
     assert (problem.file, problem.row, problem.column) == ("conditions.csv", "row 2", "START")
     assert "1900-01-01 is before the patient's birth (1950-03-01)" in problem.message
+
+
+def test_an_empty_file_is_reported_not_raised(export, tmp_path):
+    (export / "encounters.csv").write_text("")
+    (problem,) = problems_of(export, tmp_path / "records")
+    assert problem.file == "encounters.csv" and "cannot be read as CSV" in problem.message

@@ -52,18 +52,20 @@ def read_csv_table(
         if required:
             log.add(file_name, None, None, f"the file is missing from {directory}")
         return None, {}
+    wanted = {**columns, **optional}
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+        header = pd.read_csv(path, dtype=str, nrows=0).columns
+        by_lower = {name.strip().lower(): name for name in header}
+        missing = [column for column in columns.values() if column.lower() not in by_lower]
+        for column in missing:
+            log.add(file_name, "header", column, "this required column is missing")
+        if missing:
+            return None, {}
+        used = [by_lower[c.lower()] for c in wanted.values() if c.lower() in by_lower]
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], usecols=used)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         log.add(file_name, None, None, f"cannot be read as CSV ({error})")
         return None, {}
-    by_lower = {name.strip().lower(): name for name in raw.columns}
-    missing = [column for column in columns.values() if column.lower() not in by_lower]
-    for column in missing:
-        log.add(file_name, "header", column, "this required column is missing")
-    if missing:
-        return None, {}
-    wanted = {**columns, **optional}
     frame = pd.DataFrame(index=raw.index)
     for field_name, column in wanted.items():
         source_column = by_lower.get(column.lower())
