@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 from nhs_number import is_valid
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, ETHNIC_GROUPS
@@ -238,3 +239,26 @@ def test_numbers_held_by_another_population_are_not_reused(small):
     renumbered = again.patients.set_index("given_name")["nhs_number"]
     assert renumbered["Ada101"] != names["Ada101"] and is_valid(renumbered["Ada101"])
     assert renumbered["Raj303"] == names["Raj303"]  # others keep theirs
+
+
+def test_codes_from_another_code_system_are_left_out_with_that_reason(tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(SMALL, export)
+    conditions = pd.read_csv(export / "conditions.csv", dtype=str, keep_default_na=False)
+    conditions.insert(4, "SYSTEM", "http://snomed.info/sct")
+    conditions.loc[0, "SYSTEM"] = "http://hl7.org/fhir/sid/icd-10-cm"  # Ada's hypertension row
+    conditions.to_csv(export / "conditions.csv", index=False)
+    records, report = read_import(read_synthea, export)
+    (entry,) = [e for e in report["conditions"] if e["code"] == "59621000"]
+    assert entry["fate"] == "left out" and "not a SNOMED CT code" in entry["reason"]
+    assert "hypertension" not in set(records.conditions["condition"])
+    assert "diabetes" in set(records.conditions["condition"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=200, unique=True))
+def test_any_ids_get_distinct_valid_test_range_numbers(ids):
+    numbers = assign_nhs_numbers(ids)
+    assert set(numbers) == set(ids)
+    assert len(set(numbers.values())) == len(ids)
+    assert all(is_valid(n) and n.startswith("999") for n in numbers.values())

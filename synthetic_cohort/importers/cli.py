@@ -24,6 +24,8 @@ def print_report(report: dict) -> None:
     for entry in report["encounter_classes"]:
         kinds = ", ".join(f"{kind} {n}" for kind, n in entry["kinds"].items()) or "left out"
         print(f"{entry['class']:<16} {entry['rows']:>6}  {kinds}")
+    for what, count in report.get("skipped", {}).items():
+        print(f"skipped {count} {what}")
     print()
     for practice in report["practices"]:
         print(f"practice {practice['practice_code']} {practice['practice_name']}: "
