@@ -268,3 +268,82 @@ def save_results(name: str, measurements: list[Measurement]) -> Path:
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nsaved {path.relative_to(REPO)}", file=sys.stderr)
     return path
+
+
+# --- cached inputs (built once per size and seed through the public CLI) -------------------------
+
+PROACTIVE_CARE = [sys.executable, "-m", "app.cli"]
+
+
+def _run_cli(*arguments: str) -> None:
+    subprocess.run([*PROACTIVE_CARE, *arguments], check=True, cwd=REPO)
+
+
+def records_dir(people: int, seed: int = DEFAULT_SEED) -> Path:
+    """A generated population of ``people`` (made with `proactive-care cohort` if not cached)."""
+    path = OUT / "inputs" / f"records_{people}_{seed}"
+    if not (path / "patients.parquet").exists():
+        print(f"  generating {people:,} people into {path} (cached for next time)", file=sys.stderr)
+        _run_cli("cohort", "--patients", str(people), "--seed", str(seed), "--out", str(path))
+    return path
+
+
+def model_dir(people: int = DEFAULT_SIZES[0], seed: int = DEFAULT_SEED) -> Path:
+    """A model trained at TRAIN_DATE on a population of ``people`` (cached)."""
+    path = OUT / "inputs" / f"model_{people}_{seed}"
+    if not (path / "manifest.json").exists():
+        print(f"  training a model on {people:,} people into {path} (cached)", file=sys.stderr)
+        _run_cli("train", "--records", str(records_dir(people, seed)), "--index-date", TRAIN_DATE,
+                 "--out", str(path))
+    return path
+
+
+def features_file(people: int, seed: int = DEFAULT_SEED, index_date: str = SCORE_DATE) -> Path:
+    """The population's features at ``index_date`` as one Parquet file (cached)."""
+    path = OUT / "inputs" / f"features_{people}_{seed}_{index_date}.parquet"
+    if not path.exists():
+        from features.build import build_features
+        from features.records import read_records
+
+        print(f"  building features for {people:,} people at {index_date} (cached)", file=sys.stderr)
+        build_features(read_records(records_dir(people, seed)), index_date, with_label=False).to_parquet(path)
+    return path
+
+
+def scores_file(people: int, seed: int = DEFAULT_SEED) -> Path:
+    """The population scored at SCORE_DATE with reasons for the flagged, as the CLI writes it (cached)."""
+    path = OUT / "inputs" / f"scores_{people}_{seed}.parquet"
+    if not path.exists():
+        print(f"  scoring {people:,} people (cached)", file=sys.stderr)
+        _run_cli("score", "--records", str(records_dir(people, seed)), "--model", str(model_dir(seed=seed)),
+                 "--index-date", SCORE_DATE, "--out", str(path))
+    return path
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def loaded_database(people: int, seed: int = DEFAULT_SEED) -> str:
+    """An SQLite store with the population and its score run loaded (cached); returns its URL."""
+    path = OUT / "inputs" / f"store_{people}_{seed}.db"
+    done = path.with_suffix(".loaded")
+    if not done.exists():
+        path.unlink(missing_ok=True)
+        print(f"  loading {people:,} people into {path} (cached)", file=sys.stderr)
+        _run_cli("db", "upgrade", "--database", sqlite_url(path))
+        _run_cli("load", "--records", str(records_dir(people, seed)), "--scores", str(scores_file(people, seed)),
+                 "--model", str(model_dir(seed=seed)), "--database", sqlite_url(path))
+        done.touch()
+    return sqlite_url(path)
+
+
+def scratch(name: str, people: int) -> Path:
+    """An empty working folder for one bench run (under bench/out, gitignored)."""
+    import shutil
+
+    path = OUT / "scratch" / f"{name}_{people}"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
