@@ -213,7 +213,7 @@ def build_features(
             }
         )
         observations = observations.loc[
-            (observations["position"] >= 0) & (observations["date"] < index_date)
+            (observations["position"] >= 0) & (observations["date"] <= index_date)
         ]
         latest = observations.sort_values("date").groupby(["position", "code"]).tail(1)
         for code in OBSERVATION_COLUMNS:

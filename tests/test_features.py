@@ -77,7 +77,8 @@ def records():
     observations = pd.DataFrame(
         {
             "nhs_number": [ALICE, ALICE, ALICE],
-            "date": _dates("2022-01-01", "2023-06-01", "2024-02-01"),
+            # The measurement on the index date itself is the state as at that date.
+            "date": _dates("2022-01-01", "2024-01-01", "2024-02-01"),
             "code": ["efi", "efi", "efi"],
             "value": [0.1, 0.25, 0.4],
         }
@@ -122,7 +123,7 @@ def test_utilisation_windows(records):
     assert features.loc[CAROL, "emergency_admissions_12m"] == 0
 
 
-def test_latest_observation_before_the_index_date(records):
+def test_latest_observation_on_or_before_the_index_date(records):
     features = build_features(records, INDEX)
     assert features.loc[ALICE, "efi"] == pytest.approx(0.25)
     assert np.isnan(features.loc[BOB, "efi"])
