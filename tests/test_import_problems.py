@@ -79,6 +79,10 @@ def test_all_problems_come_in_one_report_and_an_earlier_import_survives(export, 
     import_synthea(SMALL, out)
     before = sorted(p.name for p in out.iterdir())
 
+    def no_code(frame):
+        frame.loc[1, "CODE"] = ""
+    edit(export, "conditions.csv", no_code)
+
     def several(frame):
         frame.loc[0, "START"] = "yesterday"
         frame.loc[2, "ENCOUNTERCLASS"] = "teleportation"
@@ -93,10 +97,11 @@ def test_all_problems_come_in_one_report_and_an_earlier_import_survives(export, 
         ("encounters.csv", "row 4", "ENCOUNTERCLASS"),
         ("encounters.csv", "row 5", "PATIENT"),
         ("patients.csv", "row 3", "GENDER"),
+        ("conditions.csv", "row 3", "CODE"),
     }
     assert sorted(p.name for p in out.iterdir()) == before
     message = str(caught.value)
-    assert message.startswith(f"The import from {export} found 4 problems and wrote nothing")
+    assert message.startswith(f"The import from {export} found 5 problems and wrote nothing")
 
 
 def test_the_cli_prints_the_report_without_a_traceback(export, tmp_path, capsys):

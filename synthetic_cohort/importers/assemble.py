@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import pandera.errors
 
@@ -114,7 +113,7 @@ def _people(source: SourceTables, log: ProblemLog, mappings: Mappings) -> pd.Dat
     frame = people.assign(
         birth_date=parse_dates(people, "birth_date", "people", source, log, required=True),
         death_date=parse_dates(people, "death_date", "people", source, log, required=False),
-        ethnicity=people["race"].map(mappings.race_to_ons),
+        ethnicity=people["race"].str.lower().map(mappings.race_to_ons),
     )
     return frame.loc[~duplicated & ~empty_id]
 
@@ -274,7 +273,12 @@ def assemble(
     conditions = conditions.assign(
         start=parse_dates(conditions, "start", "conditions", source, log, required=True)
     )
-    conditions = conditions.loc[_known_patients(conditions, "conditions", people_ids, source, log)]
+    no_code = conditions["code"].fillna("").eq("")
+    _log_rows(conditions, no_code, source.columns.get("conditions", {}).get("code", "code"), log,
+              lambda row: "the condition has no code")
+    conditions = conditions.loc[
+        _known_patients(conditions, "conditions", people_ids, source, log) & ~no_code
+    ]
     conditions = _mapped_conditions(conditions, mappings)
 
     encounters = source.encounters
