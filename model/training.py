@@ -11,10 +11,13 @@ before features are built, and the truth table is dropped.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
@@ -41,6 +44,19 @@ CANDIDATE_SETTINGS = (
     {"learning_rate": 0.06, "max_leaf_nodes": 15, "min_samples_leaf": 100, "l2_regularization": 1.0},
     {"learning_rate": 0.06, "max_leaf_nodes": 31, "min_samples_leaf": 200, "l2_regularization": 1.0},
 )
+
+
+
+@contextmanager
+def model_threads():
+    """OpenMP threads for fitting and predicting (PROACTIVE_CARE_THREADS, default 1).
+
+    On a small shared machine OpenMP's busy-waiting threads slow boosting down ten-fold when other
+    processes compete for the cores; one thread is predictable. Raise it on a dedicated machine.
+    """
+    with threadpool_limits(limits=int(os.environ.get("PROACTIVE_CARE_THREADS", "1"))):
+        yield
+
 
 # Design-matrix column -> the feature it came from (one-hot ethnicity collapses back to one).
 ETHNICITY_COLUMNS = tuple(f"ethnicity_{group.lower()}" for group in ETHNIC_GROUPS) + (
@@ -132,7 +148,8 @@ class FittedModel:
         return float(-calibrator.a_)
 
     def predict_probability(self, features: pd.DataFrame) -> np.ndarray:
-        return self.calibrated.predict_proba(features[list(self.predictors)])[:, 1]
+        with model_threads():
+            return self.calibrated.predict_proba(features[list(self.predictors)])[:, 1]
 
 
 def records_until(records: Records, cutoff: pd.Timestamp) -> Records:
@@ -194,7 +211,8 @@ def fit(features: pd.DataFrame, index_date: str, progress=None) -> FittedModel:
     # Pick the candidate with the lowest log loss on the calibration part (training period only).
     best = None
     for settings in CANDIDATE_SETTINGS:
-        pipeline = make_pipeline(settings).fit(X_fit, y_fit)
+        with model_threads():
+            pipeline = make_pipeline(settings).fit(X_fit, y_fit)
         loss = log_loss(y_calibrate, pipeline.predict_proba(X_calibrate)[:, 1])
         if best is None or loss < best[0]:
             best = (loss, settings, pipeline)
