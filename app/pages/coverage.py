@@ -49,7 +49,9 @@ cells = table.assign(cell=[
     for p, c, f in zip(table["percent"], table["covered"], table["flagged"])
 ])
 wide = cells.pivot_table(index=["code", "unit_name"], columns="group_label", values="cell", aggfunc="first", sort=False)
-st.dataframe(wide[[label for label in FLAG_LABELS.values() if label in wide.columns]], width="stretch")
+wide = wide[[label for label in FLAG_LABELS.values() if label in wide.columns]]
+wide.index = wide.index.set_names(["Code", LEVEL_LABELS[level]])
+st.dataframe(wide, width="stretch")
 st.caption("Each cell: percentage covered (people covered / people flagged).")
 st.download_button("Download CSV", coverage.coverage_csv(table), f"coverage_by_{level}.csv", "text/csv",
                    key="coverage_csv")

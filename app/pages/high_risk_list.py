@@ -48,7 +48,7 @@ if table is None:
 
 with st.form("open_by_number", clear_on_submit=False):
     typed = st.text_input("Open a person by NHS number", key="open_nhs")
-    if st.form_submit_button("Open"):
+    if st.form_submit_button("Open this person"):
         with ui.show_errors():
             found = ui.read(check_person_access, typed)  # refuses out-of-scope numbers with a sentence
             ui.open_patient(found.nhs_number)
@@ -63,7 +63,7 @@ shown = pd.DataFrame({
     "Age": table["age"],
     "Practice": table["practice_code"],
     "Risk": table["probability"],
-    "Top reasons": table["reasons"],
+    "Top reasons": table["reasons"].map(ui.reason_summary),
     "Lead professional": [
         f"{n} ({r})" if isinstance(n, str) and n else "" for n, r in
         zip(table["lead_professional"], table["lead_professional_role"])

@@ -67,14 +67,19 @@ with left:
                    icon=":material/info:")
 with right:
     st.markdown("**Why this score** (largest contributions first)")
-    if record["reasons"]:
-        st.markdown("\n".join(f"{i}. {reason}" for i, reason in enumerate(record["reasons"], 1)))
+    reasons = ui.reason_items(record["reasons"])
+    if reasons:
+        st.markdown("\n".join(f"{i}. {r['text']}" for i, r in enumerate(reasons, 1)))
     else:
-        st.caption("No reasons recorded for this person.")
-    contributions = record.get("contributions") or []
-    if contributions:
-        chart = pd.DataFrame(contributions).rename(columns={"label": "Reason", "contribution": "Contribution"})
-        st.bar_chart(chart, x="Reason", y="Contribution", horizontal=True, height=220)
+        st.caption("No reasons recorded for this person (reasons are given for the top 5%).")
+    weighed = [r for r in reasons if isinstance(r.get("contribution"), (int, float))]
+    if weighed:
+        chart = pd.DataFrame({
+            "Reason": [r["text"].split(" — ")[0] for r in weighed],
+            "Contribution": [float(r["contribution"]) for r in weighed],
+        })
+        st.bar_chart(chart, x="Reason", y="Contribution", horizontal=True, height=60 + 40 * len(chart), sort=False)
+        st.caption("Bars to the right raise the risk, to the left lower it (contribution to the log-odds).")
     if record["missing_predictors"]:
         st.caption("Not recorded (assumed absent): " + ", ".join(record["missing_predictors"]))
 
