@@ -110,14 +110,14 @@ _BLOCK_ARGS: tuple = ()
 
 
 def _init_worker(args: tuple) -> None:
+    """Each worker gets the calibrated story and practices once (not once per block)."""
     global _BLOCK_ARGS
     _BLOCK_ARGS = args
-    calibrated_story(args[0])
 
 
 def _run_block(block: int) -> BlockResult:
-    profile, n_patients, seed, start_year, end_year = _BLOCK_ARGS
-    return simulate_block(profile, n_patients, seed, block, BLOCK_SIZE, start_year, end_year)
+    story, practices, n_patients, seed, start_year, end_year = _BLOCK_ARGS
+    return simulate_block(story, practices, n_patients, seed, block, BLOCK_SIZE, start_year, end_year)
 
 
 def iter_block_tables(n_patients: int, seed: int, profile: str = "leicester", start_year: int = 2022,
@@ -125,10 +125,12 @@ def iter_block_tables(n_patients: int, seed: int, profile: str = "leicester", st
                       ) -> Iterator[dict[str, pa.Table]]:
     """Arrow tables block by block, in block order (NHS numbers numbered across blocks in that order)."""
     check_arguments(n_patients, seed, profile, start_year, end_year)
-    practices = make_practices(load_profile(profile), n_patients, seed).table
+    story = calibrated_story(profile)
+    practice_setup = make_practices(story.profile, n_patients, seed)
+    practices = practice_setup.table
     n_blocks = -(-n_patients // BLOCK_SIZE)
     workers = max(1, min(workers or os.cpu_count() or 1, n_blocks))
-    args = (profile, int(n_patients), int(seed), int(start_year), int(end_year))
+    args = (story, practice_setup, int(n_patients), int(seed), int(start_year), int(end_year))
     bar = tqdm(total=n_patients, unit="people", desc="cohort", disable=not progress, file=None)
     offset = 0
     if workers == 1:

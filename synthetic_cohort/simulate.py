@@ -7,14 +7,19 @@ index), so the output does not depend on how blocks are spread over workers.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, ETHNIC_GROUPS, OBSERVATION_CODES
 from synthetic_cohort.identifiers import draw_names
-from synthetic_cohort.practices import Practices, assign_practices, make_practices
+from synthetic_cohort.practices import Practices, assign_practices
 from synthetic_cohort.profile import load_profile
 from synthetic_cohort.story import (
     CONDITION_ORDER, DAYS_PER_YEAR, NEVER, REFERENCE_SEED, REFERENCE_SIZE, Story, _age_group,
@@ -67,6 +72,8 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
     pop = profile["population"]
     if kind == "birth":
         age = np.zeros(n)
+    elif kind == "care_home":
+        age = _draw_ages(rng, story, story.old_age_band_cum, n)
     else:
         age = _draw_ages(rng, story, story.age_band_cum if kind == "population" else story.join_age_cum, n)
     dob = (day - np.round(age * DAYS_PER_YEAR)).astype(np.int64)
@@ -77,7 +84,7 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
     eth = _categorical(rng, story.ethnicity_by_group[group])
     imd = 1 + _categorical(rng, story.imd_by_group[group])
     z = rng.standard_normal(n)
-    w = 0.6 * z + 0.8 * rng.standard_normal(n)
+    w = 0.3 * z + 0.95 * rng.standard_normal(n)
     people = {
         "dob": dob, "female": female, "eth": eth, "imd": imd, "z": z, "w": w,
         "u_def": rng.random(n), "g_med": rng.gamma(2.0, 0.5, n), "u_med": rng.random(n),
@@ -113,6 +120,9 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
         story.care_home_level = _bisect(lambda lv: np.mean(np.minimum(np.exp(lv + score[old]), 0.9)), target)
     p_home = np.where(old, np.minimum(np.exp(story.care_home_level + score), 0.9), 0.0)
     people["care_home"] = rng.random(n) < p_home
+    if kind == "care_home":
+        people["care_home"][:] = True
+        people["score"] = score
     people["practice"] = (assign_practices(rng, practices, profile, imd, age, people["care_home"])
                           if practices is not None else np.zeros(n, dtype=np.int64))
     if kind == "population":
@@ -151,6 +161,7 @@ def _solve_admissions(story: Story, people: dict, day: int, rng) -> None:
     # geometric steps between quintiles, scaled so that equal quintiles average the band's rate
     steps = ratio[:, None] ** ((2 - np.arange(5))[None, :] / 4.0)
     target = np.array(adm["per_1000"])[:, None] / 1000.0 * steps / steps.mean(axis=1, keepdims=True)
+    story.admission_target_log = np.log(target)
     story.admission_intercept = np.log(target)
     people["prior"] = np.zeros(len(age))
     uniforms = np.random.default_rng(REFERENCE_SEED + 1).random(len(age))
@@ -183,24 +194,6 @@ def _poisson_from_uniform(rate: np.ndarray, u: np.ndarray) -> np.ndarray:
     return k
 
 
-@lru_cache(maxsize=None)
-def calibrated_story(profile_name: str) -> Story:
-    """The profile's story with its levels solved on a fixed reference sample (same every run)."""
-    story = Story(load_profile(profile_name))
-    rng = np.random.default_rng(REFERENCE_SEED)
-    day = day_of(2023)
-    people = new_people(rng, story, None, REFERENCE_SIZE, np.full(REFERENCE_SIZE, day), "population", solve=True)
-    age, has, efi, _ = _state(story, people, day)
-    log_mult = story.death_log_multiplier(has, efi, people["care_home"], people["z"])
-    band = story._death_band(age)
-    sums, counts = np.zeros(story.death_norm.shape), np.zeros(story.death_norm.shape)
-    np.add.at(sums, (band, people["female"].astype(int)), np.exp(log_mult))
-    np.add.at(counts, (band, people["female"].astype(int)), 1)
-    story.death_norm = np.where(counts > 20, sums / np.maximum(counts, 1), 1.0)
-    _solve_admissions(story, people, day, rng)
-    return story
-
-
 @dataclass
 class BlockResult:
     block: int
@@ -221,10 +214,8 @@ def _events(rng, person: np.ndarray, counts: np.ndarray, start: np.ndarray, leng
     return who, days, np.full(who.size, kind, dtype=np.int8)
 
 
-def simulate_block(profile_name: str, n_patients: int, seed: int, block: int, block_size: int,
-                   start_year: int, end_year: int) -> BlockResult:
-    story = calibrated_story(profile_name)
-    practices = make_practices(story.profile, n_patients, seed)
+def simulate_block(story: Story, practices: Practices | None, n_patients: int, seed: int, block: int,
+                   block_size: int, start_year: int, end_year: int) -> BlockResult:
     reg = story.profile["registration"]
     contacts = story.profile["contacts"]
     rho = story.profile["latent"]["persistence"]
@@ -265,13 +256,15 @@ def simulate_block(profile_name: str, n_patients: int, seed: int, block: int, bl
         # births and newcomers (with their own history), registered part of the way through the year
         n_births = rng.poisson(reg["birth_rate"] * active.size)
         n_joins = rng.poisson(reg["join_rate"] * active.size)
+        n_homes = rng.poisson(story.care_home_entrants * (age >= 65).sum())
         births = new_people(rng, story, practices, n_births, jan1 + (rng.random(n_births) * ndays).astype(np.int64), "birth")
         births["reg_from"] = np.minimum(births["reg_from"], next_jan1 - 1)
         joins = new_people(rng, story, practices, n_joins, jan1 + (rng.random(n_joins) * ndays).astype(np.int64), "join")
-        arrivals = _concat(births, joins)
+        homes = care_home_entrants(rng, story, practices, n_homes, jan1, ndays)
+        arrivals = _concat(_concat(births, joins), homes)
         first_new = len(people["dob"])
         people = _concat(people, arrivals)
-        new_index = first_new + np.arange(n_births + n_joins)
+        new_index = first_new + np.arange(len(arrivals["dob"]))
         new_age, new_has, new_efi, _ = _state(story, arrivals, jan1)
         new_log_rate = admission_log_rate(story, arrivals, np.maximum(new_age, 0), new_has, new_efi)
         # a year of use for everyone on the list at some point in it
@@ -321,9 +314,126 @@ def simulate_block(profile_name: str, n_patients: int, seed: int, block: int, bl
     conditions = (holder, CODE_OF_ORDER[condition], people["onset"][holder, condition])
     return BlockResult(
         block=block,
-        people={k: v for k, v in people.items() if k != "onset"},
+        people=people,
         conditions=conditions,
         encounters=tuple(np.concatenate(parts) for parts in zip(*enc)),
         observations=tuple(np.concatenate(parts) for parts in zip(*obs)),
         truth=tuple(np.concatenate(parts) for parts in zip(*truth)),
     )
+
+
+def care_home_entrants(rng, story: Story, practices: Practices | None, n: int, jan1: int, ndays: int) -> dict:
+    """People moving into a care home this year and registering (mostly) with the care-home practice:
+    drawn from older people in proportion to their care-home propensity (age, dementia, frailty)."""
+    day = jan1 + (rng.random(4 * n) * ndays).astype(np.int64)
+    candidates = new_people(rng, story, None, 4 * n, day, "care_home")
+    score = candidates.pop("score")
+    if n == 0:
+        return candidates
+    weights = np.exp(score - score.max())
+    chosen = np.sort(rng.choice(4 * n, size=n, replace=False, p=weights / weights.sum()))
+    people = {k: v[chosen] for k, v in candidates.items()}
+    if practices is not None:
+        people["practice"] = assign_practices(rng, practices, story.profile, people["imd"],
+                                              age_at(people["dob"], jan1), people["care_home"])
+    return people
+
+
+# ---- calibration: levels solved so the simulated population (after its years of births, deaths and
+# moves) meets the profile's published figures -----------------------------------------------------------
+CALIBRATION_SIZE = 50_000
+CALIBRATION_ROUNDS = 6
+CALIBRATION_DAMPING = 0.45
+CALIBRATION_YEARS = (2022, 2024)  # three simulated years, as before the last year of a default run
+CACHE_DIR = Path(os.environ.get("PROACTIVE_CARE_CACHE", Path.home() / ".cache" / "proactive-care"))
+
+
+def _base_story(profile_name: str) -> Story:
+    """Levels solved on a cross-section of people as they arrive (a first guess)."""
+    story = Story(load_profile(profile_name))
+    rng = np.random.default_rng(REFERENCE_SEED)
+    day = day_of(2023)
+    people = new_people(rng, story, None, REFERENCE_SIZE, np.full(REFERENCE_SIZE, day), "population", solve=True)
+    age, has, efi, _ = _state(story, people, day)
+    cell = (story._death_band(age), people["female"].astype(int))
+    sums, counts = np.zeros(story.death_norm.shape), np.zeros(story.death_norm.shape)
+    np.add.at(sums, cell, np.exp(story.death_log_multiplier(has, efi, people["care_home"], people["z"])))
+    np.add.at(counts, cell, 1)
+    story.death_norm = np.where(counts > 20, sums / np.maximum(counts, 1), 1.0)
+    _solve_admissions(story, people, day, rng)
+    return story
+
+
+def _recalibrate(story: Story, result: "BlockResult", day: int) -> None:
+    """One correction round from the simulated population's state on ``day`` (expected values, so no
+    sampling noise from events): condition levels, admission intercepts, deaths, care-home share."""
+    people = result.people
+    on = (people["reg_from"] <= day) & (people["reg_to"] > day) & (people["death"] > day)
+    sub = {k: v[on] for k, v in people.items()}
+    age, has, efi, _ = _state(story, sub, day)
+    for c in range(len(CONDITION_ORDER)):
+        denominator = age >= story.cond_min_age[c]
+        measured = has[denominator, c].mean()
+        story.cond_level[c] *= story.cond[c]["prevalence"] / 100.0 / max(measured, 1e-6)
+    band = np.searchsorted(story.admission_band_starts, age, side="right") - 1
+    quintile = (sub["imd"] - 1) // 2
+    rate = np.exp(admission_log_rate(story, sub, age, has, efi))
+    # one damped correction per age band (the deprivation steps within a band stay as first solved):
+    # admissions feed frailty and next year's risk, so undamped corrections overshoot
+    target = np.exp(story.admission_target_log)[band, quintile]
+    n_bands = story.admission_intercept.shape[0]
+    achieved = np.bincount(band, weights=rate, minlength=n_bands)
+    wanted = np.bincount(band, weights=target, minlength=n_bands)
+    correction = np.log(np.where(achieved > 0, wanted / np.maximum(achieved, 1e-12), 1.0))
+    story.admission_intercept += CALIBRATION_DAMPING * correction[:, None]
+    # and within bands, the deprivation steps where the sample is large enough to see them
+    cell = band * 5 + quintile
+    size = np.bincount(cell, minlength=n_bands * 5)
+    achieved = np.bincount(cell, weights=rate, minlength=n_bands * 5) * np.exp(CALIBRATION_DAMPING * correction).repeat(5)
+    wanted = np.bincount(cell, weights=target, minlength=n_bands * 5)
+    step = np.where(size > 300, np.log(np.maximum(wanted, 1e-12) / np.maximum(achieved, 1e-12)), 0.0)
+    story.admission_intercept += CALIBRATION_DAMPING * step.reshape(n_bands, 5)
+    q = story.death_probability(age, sub["female"], has, efi, sub["care_home"], sub["z"])
+    life_table = np.exp(story._life_table(age, sub["female"]))
+    cell = (story._death_band(age), sub["female"].astype(int))
+    q_sum, lt_sum = np.zeros(story.death_norm.shape), np.zeros(story.death_norm.shape)
+    np.add.at(q_sum, cell, q)
+    np.add.at(lt_sum, cell, life_table)
+    story.death_norm *= np.where(lt_sum > 0, q_sum / np.maximum(lt_sum, 1e-12), 1.0)
+    old = age >= 65
+    share = sub["care_home"][old].mean()
+    ratio = story.profile["care_home"]["share_65_plus"] / 100.0 / max(share, 1e-6)
+    story.care_home_level += np.log(ratio)
+    story.care_home_entrants *= ratio
+
+
+def _cache_key(profile_name: str) -> str:
+    digest = hashlib.sha256(json.dumps(load_profile(profile_name), sort_keys=True).encode())
+    for module in ("story.py", "simulate.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    digest.update(f"{CALIBRATION_SIZE}-{CALIBRATION_ROUNDS}-{CALIBRATION_DAMPING}-{CALIBRATION_YEARS}".encode())
+    return digest.hexdigest()[:20]
+
+
+@lru_cache(maxsize=None)
+def calibrated_story(profile_name: str) -> Story:
+    """The profile's story with its levels solved (same every run; cached on disk by profile and code)."""
+    cache = CACHE_DIR / f"{profile_name}-{_cache_key(profile_name)}.pickle"
+    if cache.exists():
+        try:
+            return pickle.loads(cache.read_bytes())
+        except Exception:  # a damaged cache is simply rebuilt
+            pass
+    story = _base_story(profile_name)
+    first, last = CALIBRATION_YEARS
+    for _ in range(CALIBRATION_ROUNDS):
+        result = simulate_block(story, None, CALIBRATION_SIZE, REFERENCE_SEED, 0, CALIBRATION_SIZE, first, last)
+        _recalibrate(story, result, day_of(last + 1))
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_bytes(pickle.dumps(story))
+        temporary.replace(cache)
+    except OSError:
+        pass
+    return story

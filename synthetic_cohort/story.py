@@ -72,6 +72,9 @@ class Story:
         self.age_band_ends = np.append(self.age_band_starts[1:], pop["oldest_age"])
         shares = np.array(pop["age_band_shares"], dtype=float)
         self.age_band_cum = np.cumsum(shares) / shares.sum()
+        old_shares = np.where(self.age_band_starts >= 65, shares, 0.0)
+        self.old_age_band_cum = np.cumsum(old_shares) / old_shares.sum()
+        self.care_home_entrants = float(self.profile["care_home"]["entrants_per_person_65_plus"])
         join = np.array(self.profile["registration"]["join_age_band_shares"], dtype=float)
         self.join_age_cum = np.cumsum(join) / join.sum()
         widths = self.age_band_ends - self.age_band_starts
@@ -164,8 +167,12 @@ class Story:
         adm = self.profile["admissions"]
         band = np.searchsorted(self.admission_band_starts, age, side="right") - 1
         quintile = (np.asarray(imd) - 1) // 2
-        return (self.admission_intercept[band, quintile] + has @ self.cond_admission
-                + adm["efi_log_rr_per_unit"] * efi + adm["care_home_log_rr"] * care_home
+        # conditions and frailty overlap, so their joint effect saturates (real multimorbidity risk is
+        # sub-multiplicative): at most exp(cap) times the risk of someone without either
+        burden = has @ self.cond_admission + adm["efi_log_rr_per_unit"] * efi
+        cap = adm["burden_log_rr_cap"]
+        return (self.admission_intercept[band, quintile] + cap * np.tanh(burden / cap)
+                + adm["care_home_log_rr"] * care_home
                 + adm["prior_admission_log_rr"] * np.minimum(prior, 3) + adm["latent_log_rr"] * z
                 + adm["female_log_rr"] * female)
 
@@ -174,8 +181,9 @@ class Story:
 
     def death_log_multiplier(self, has, efi, care_home, z):
         mort = self.profile["mortality"]
-        return (has @ self.cond_death + mort["efi_log_rr_per_unit"] * efi
-                + mort["care_home_log_rr"] * care_home + mort["latent_log_rr"] * z)
+        burden = has @ self.cond_death + mort["efi_log_rr_per_unit"] * efi
+        cap = mort["burden_log_rr_cap"]
+        return cap * np.tanh(burden / cap) + mort["care_home_log_rr"] * care_home + mort["latent_log_rr"] * z
 
     def death_probability(self, age, female, has, efi, care_home, z):
         life_table = np.exp(self._life_table(age, female))
