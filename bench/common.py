@@ -195,6 +195,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         action="store_true",
         help="run every size in this process (peak memory then carries over between sizes)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile each size with pyinstrument (pip install '.[bench]'); text profile to bench/out/profiles/",
+    )
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # child -> parent results
     return parser
 
@@ -238,7 +243,7 @@ def main(
     measurements: list[Measurement] = []
     for size in args.sizes:
         if args.in_process:
-            measurements += run_size(size, args)
+            measurements += _profiled(run_size, size, args, script.stem) if args.profile else run_size(size, args)
         else:
             measurements += _run_child(script, argv, size)
     if args.json:  # a child: hand results to the parent, which prints
@@ -251,6 +256,21 @@ def main(
         print()
         print(format_exponents(exponents))
     save_results(script.stem, measurements)
+    return measurements
+
+
+def _profiled(run_size, size: int, args, name: str) -> list[Measurement]:
+    """Run one size under pyinstrument (a sampling profiler: wall time, little overhead)."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005)
+    with profiler:
+        measurements = run_size(size, args)
+    path = OUT / "profiles" / f"{name}_{size}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    profiler.write_html(path.with_suffix(".html"))
+    print(f"  profile: {path.relative_to(REPO)} (and .html)", file=sys.stderr)
     return measurements
 
 
