@@ -12,6 +12,8 @@ from app.services.access import check_person_access
 from app.services.careplans import PLAN_STATUS_LABELS
 from app.services.patients import FLAG_LABELS
 
+PICK_LIMIT = 1000
+
 user = ui.page_header(
     "High-risk list",
     "People flagged by the current score run at your practices, highest risk first. "
@@ -85,9 +87,10 @@ chosen = [table["nhs_number"].iloc[i] for i in (selection.selection.rows if sele
 
 left, right = st.columns(2)
 with left:
-    names = dict(zip(table["nhs_number"], table["name"]))
+    # the highest-risk people only: a selectbox sends every option to the browser
+    names = dict(zip(table["nhs_number"].head(PICK_LIMIT), table["name"].head(PICK_LIMIT)))
     person = st.selectbox(
-        "Open a person from this list", table["nhs_number"], index=None,
+        f"Open a person from this list (highest {min(PICK_LIMIT, len(table)):,} by risk)", list(names), index=None,
         format_func=lambda n: f"{names[n]} ({n})", key="open_from_list",
         placeholder="Choose a person",
     )
@@ -114,9 +117,9 @@ with right:
                 st.success(f"Added {added} people to the agenda ({len(to_add) - added} already on it).")
 
 export = shown.assign(**{"Risk": (shown["Risk"] * 100).round(1)}).rename(columns={"Risk": "Risk (%)"})
-with st.container(horizontal=True):
-    st.download_button("Download CSV", to_csv_bytes(export), "high_risk_list.csv", "text/csv", key="csv")
+with st.container(horizontal=True):  # files are built only when a button is clicked
+    st.download_button("Download CSV", lambda: to_csv_bytes(export), "high_risk_list.csv", "text/csv", key="csv")
     st.download_button(
-        "Download Excel", to_excel_bytes(export, "High-risk list"), "high_risk_list.xlsx",
+        "Download Excel", lambda: to_excel_bytes(export, "High-risk list"), "high_risk_list.xlsx",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="xlsx",
     )
