@@ -240,3 +240,12 @@ def test_admin_searches_the_audit_trail(engine):
     at.date_input(key="audit_since").set_value(date.today() + timedelta(days=2))
     submit_form(at, "Search")
     assert "'From' date is after" in texts(at.error)
+
+
+def test_model_card_page_renders_the_card_or_says_there_is_none(engine, tmp_path):
+    at = open_page(signed_in("commissioner"), "model_card")
+    assert "No model card yet" in texts(at.info)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model_card.md").write_text("# Model card\n\nAUROC on 2025: 0.77\n", encoding="utf-8")
+    open_page(at, "model_card")
+    assert "AUROC on 2025: 0.77" in texts(at.markdown)
