@@ -33,6 +33,13 @@ _postgres_tests_run = {"count": 0}
 TINY_PRACTICES = (("P001", "Alpha Surgery", "N01", "North PCN"), ("P002", "Beta Health Centre", "N01", "North PCN"),
                   ("P003", "Gamma Medical", "N02", "South PCN"), ("P004", "Delta Practice", "N02", "South PCN"))
 INDEX_DATE = pd.Timestamp("2026-01-01")
+# The model's reason shape: plain words plus what the chart needs.
+TINY_REASONS = [
+    {"feature": "emergency_admissions_12m", "text": "2 emergency admissions in the last 12 months",
+     "direction": "raises", "strength": "a lot", "contribution": 0.9},
+    {"feature": "ltc_heart_failure", "text": "Heart failure", "direction": "raises",
+     "strength": "moderately", "contribution": 0.4},
+]
 FLAGS_FOR_TESTS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 
 
@@ -107,7 +114,7 @@ def make_scores(records: Records, seed: int = 11) -> pd.DataFrame:
         "age_60_plus": ages >= 60,
         "age_18_59_3plus_ltc": (ages >= 18) & (ages < 60) & (counts >= 3),
         "dementia": dementia,
-        "reasons": [json.dumps(["Two emergency admissions in the last year", "Heart failure"])] * len(patients),
+        "reasons": [json.dumps(TINY_REASONS)] * len(patients),
         "missing_predictors": ["[]"] * len(patients),
     })
 

@@ -11,6 +11,7 @@ from app.db import session_scope
 from app.services import careplans, patients
 from app.services.careplans import InvalidCarePlan, StaleEditError
 from app.store import AuditEvent, CarePlanHistory, Patient
+from conftest import TINY_REASONS
 
 TODAY = date.today()
 REVIEW = TODAY + timedelta(days=90)
@@ -105,6 +106,9 @@ def test_flagged_list_shows_plan_lead_and_filters(loaded_engine, users):
         listed = patients.flagged_list(session, gp)
         assert list(listed["probability"]) == sorted(listed["probability"], reverse=True)
         first = listed.iloc[0]["nhs_number"]
+        assert listed.iloc[0]["reasons"] == "; ".join(r["text"] for r in TINY_REASONS)
+        record = patients.patient_record(session, gp, first)
+        assert record["reasons"] == TINY_REASONS and record["missing_predictors"] == []
         careplans.save_care_plan(session, gp, first, 0, status="agreed", next_review=REVIEW)
         careplans.assign_lead_professional(session, gp, first, "Dr Asha Rao", "GP", 0)
         agreed = patients.flagged_list(session, gp, plan_statuses=["agreed"])

@@ -63,14 +63,21 @@ def age_on(date_of_birth: date, today: date) -> int:
     return today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
 
 
-def reasons_list(raw: str | None) -> list[str]:
+def reasons_list(raw: str | None) -> list[dict]:
+    """The stored reasons as dicts with at least ``text`` (the model also gives ``feature``,
+    ``direction``, ``strength`` and ``contribution``); a plain string becomes ``{"text": ...}``."""
     if not raw:
         return []
     try:
         value = json.loads(raw)
     except ValueError:
-        return [raw]
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return [{"text": raw}]
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, dict) and "text" in item else {"text": str(item)} for item in items]
+
+
+def reasons_text(raw: str | None, top: int = 3) -> str:
+    return "; ".join(item["text"] for item in reasons_list(raw)[:top])
 
 
 def flagged_list(
@@ -136,7 +143,7 @@ def flagged_list(
     else:
         frame["name"] = frame["family_name"].fillna("").str.upper() + ", " + frame["given_name"].fillna("")
         frame["age"] = [age_on(d, today) for d in frame["date_of_birth"]]
-        frame["reasons"] = ["; ".join(reasons_list(r)[:3]) for r in frame["reasons"]]
+        frame["reasons"] = [reasons_text(r) for r in frame["reasons"]]
         frame["plan_status"] = [
             derived_status(s if isinstance(s, str) else None, n if isinstance(n, date) else None, today)
             for s, n in zip(frame["stored_status"], frame["next_review"])
@@ -201,7 +208,7 @@ def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: 
         "date_of_death": patient.date_of_death,
         "score": score,
         "reasons": reasons_list(score_row.reasons) if score_row is not None else [],
-        "missing_predictors": reasons_list(score_row.missing_predictors) if score_row is not None else [],
+        "missing_predictors": [r["text"] for r in reasons_list(score_row.missing_predictors)] if score_row else [],
         "conditions": conditions,
         "hospital_use": hospital_use,
         "lead_professional": _lead_snapshot(_current(session, LeadProfessional, nhs)),
