@@ -55,20 +55,19 @@ def require_user() -> CurrentUser:
 
 
 def read(service: Callable, *args, **kwargs) -> Any:
-    """Call ``service(session, user, ...)`` for the signed-in user.
-
-    Reads write audit rows, so the session is a write session (on SQLite it queues behind other
-    writers instead of failing when a snapshot goes stale).
-    """
-    with session_scope(engine(), write=True) as session:
+    """Call ``service(session, user, ...)`` for the signed-in user in a read session (its audit
+    rows are written in their own short transaction when the session closes)."""
+    with session_scope(engine()) as session:
         return service(session, require_user(), *args, **kwargs)
 
 
 def write(service: Callable, *args, **kwargs) -> Any:
-    """Call a changing service, then drop cached reads so every page shows the change."""
-    result = read(service, *args, **kwargs)
-    st.cache_data.clear()
-    return result
+    """Call a changing service in a write session, then drop cached reads so pages show the change."""
+    try:
+        with session_scope(engine(), write=True) as session:
+            return service(session, require_user(), *args, **kwargs)
+    finally:
+        st.cache_data.clear()
 
 
 @contextmanager
@@ -103,7 +102,7 @@ def _cached(module: str, name: str, user: CurrentUser, url: str, version: tuple,
     import importlib
 
     service = getattr(importlib.import_module(module), name)
-    with session_scope(engine(), write=True) as session:
+    with session_scope(engine()) as session:
         return service(session, user, *args, **dict(kwargs))
 
 

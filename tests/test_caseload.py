@@ -48,10 +48,13 @@ def test_caseload_orders_overdue_reviews_first_then_no_plan(engine):
     assert frame["review_overdue"].tolist() == [True, False, False]
 
 
-def test_navigator_cannot_open_someone_elses_caseload(engine):
-    with session_scope(engine) as session:
-        with pytest.raises(AccessDenied):
+def test_navigator_cannot_open_someone_elses_caseload_and_the_refusal_is_audited(engine):
+    with pytest.raises(AccessDenied):
+        with session_scope(engine) as session:
             caseload.my_caseload(session, user(engine, "navigator1"), navigator_username="other")
+    with session_scope(engine) as session:
+        refusal = session.scalars(select(AuditEvent).where(AuditEvent.action == "access_denied")).one()
+    assert (refusal.username, refusal.entity_id) == ("navigator1", "other")
 
 
 def test_commissioner_cannot_see_people_without_plans(engine):

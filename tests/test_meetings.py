@@ -49,6 +49,9 @@ def test_meeting_at_another_practice_or_by_a_commissioner_is_refused(engine):
         new_meeting(engine, user(engine, "practice1"), practice="P003")
     with pytest.raises(AccessDenied):
         new_meeting(engine, user(engine, "commissioner"))
+    with session_scope(engine) as session:  # both refusals kept although the writes rolled back
+        refused = session.scalars(select(AuditEvent.username).where(AuditEvent.action == "access_denied")).all()
+    assert sorted(refused) == ["commissioner", "practice1"]
 
 
 def test_agenda_keeps_order_skips_duplicates_and_refuses_other_practices(engine):

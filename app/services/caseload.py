@@ -40,6 +40,12 @@ CASELOAD_COLUMNS = [
 ]
 
 
+def refuse(session: Session, user: CurrentUser, message: str, entity: str, entity_id: str | None = None):
+    """Record a refusal (kept even though the caller rolls back) and raise ``AccessDenied``."""
+    audit.record(session, user, "access_denied", entity, entity_id, detail=message, independent=True)
+    raise AccessDenied(message)
+
+
 def current_run_id(session: Session) -> int | None:
     return session.scalar(select(ScoreRun.id).where(ScoreRun.is_current).order_by(ScoreRun.id.desc()))
 
@@ -107,7 +113,7 @@ def my_caseload(
     today = today or date.today()
     navigator_username = navigator_username or user.username
     if user.role == Role.NAVIGATOR and navigator_username != user.username:
-        raise AccessDenied("Care navigators can only open their own caseload.")
+        refuse(session, user, "Care navigators can only open their own caseload.", "caseload", navigator_username)
     query, status = _people_query(session, user, today)
     query = query.where(CaseloadAssignment.navigator_username == navigator_username).order_by(
         case((status == "review_due", 0), (status == "none", 1), else_=2),
@@ -252,7 +258,8 @@ def set_capacity(session: Session, user: CurrentUser, navigator_username: str, c
     require_write_session(session)
     require_role(user, Role.NAVIGATOR, doing="set a caseload capacity")
     if navigator_username != user.username:
-        raise AccessDenied("Care navigators can only set their own caseload capacity.")
+        refuse(session, user, "Care navigators can only set their own caseload capacity.", "user",
+               navigator_username)
     try:
         value = int(capacity)
     except (TypeError, ValueError):

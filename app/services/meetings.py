@@ -21,14 +21,13 @@ from features.errors import UserInputError
 from app.db import require_write_session
 from app.services import audit, careplans
 from app.services.access import (
-    AccessDenied,
     CurrentUser,
     Role,
     check_person_access,
     normalise_nhs_number,
     require_role,
 )
-from app.services.caseload import current_run_id, plan_status_column
+from app.services.caseload import current_run_id, plan_status_column, refuse
 from app.store import CarePlan, LeadProfessional, MdtAgendaItem, MdtMeeting, Patient, Practice, Score
 
 MEETING_ROLES = (Role.PRACTICE, Role.MDT, Role.NAVIGATOR)
@@ -64,10 +63,12 @@ def _meeting_dict(row: MdtMeeting) -> dict:
     }
 
 
-def _practice_meeting_scope(user: CurrentUser, practice_code: str, doing: str) -> None:
-    require_role(user, *MEETING_ROLES, doing=doing)
+def _practice_meeting_scope(session: Session, user: CurrentUser, practice_code: str, doing: str) -> None:
+    if user.role not in MEETING_ROLES:
+        refuse(session, user, f"{user.role_label} users cannot {doing}.", "mdt_meeting", practice_code)
     if practice_code not in user.practice_codes:
-        raise AccessDenied(f"Practice {practice_code} is not one of your practices.")
+        refuse(session, user, f"Practice {practice_code} is not one of your practices.", "mdt_meeting",
+               practice_code)
 
 
 def create_meeting(
@@ -78,7 +79,7 @@ def create_meeting(
     practice_code = (practice_code or "").strip()
     if session.get(Practice, practice_code) is None:
         raise UserInputError(f"There is no practice with code {practice_code!r}.")
-    _practice_meeting_scope(user, practice_code, "create MDT meetings")
+    _practice_meeting_scope(session, user, practice_code, "create MDT meetings")
     day = parse_day(meeting_date, "meeting date")
     roles = list(dict.fromkeys(attendee_roles or ()))
     unknown = [r for r in roles if r not in ATTENDEE_ROLES]
@@ -129,7 +130,7 @@ def get_meeting(session: Session, user: CurrentUser, meeting_id: Any) -> MdtMeet
     row = session.get(MdtMeeting, key)
     if row is None:
         raise UserInputError(f"There is no MDT meeting number {key}.")
-    _practice_meeting_scope(user, row.practice_code, "open MDT meetings")
+    _practice_meeting_scope(session, user, row.practice_code, "open MDT meetings")
     return row
 
 
