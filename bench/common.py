@@ -275,19 +275,34 @@ def _profiled(run_size, size: int, args, name: str) -> list[Measurement]:
 
 
 def save_results(name: str, measurements: list[Measurement]) -> Path:
+    """Merge into ``bench/out/<name>.json``: a step at a size replaces its earlier figure, other
+    sizes are kept, so sizes run at different times still give one table and one exponent."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = {}
+    if path.exists():
+        for row in json.loads(path.read_text()).get("measurements", []):
+            rows[(row["step"], row["people"])] = row
+    for m in measurements:
+        rows[(m.step, m.people)] = asdict(m) | {
+            "rows_per_second": m.rows_per_second, "when": when, "load_average": os.getloadavg()[0],
+        }
+    merged = sorted(rows.values(), key=lambda row: (row["people"], list(rows).index((row["step"], row["people"]))))
     payload = {
         "script": name,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
-        "measurements": [asdict(m) | {"rows_per_second": m.rows_per_second} for m in measurements],
-        "growth_exponents": growth_exponents(measurements),
+        "measurements": merged,
+        "growth_exponents": growth_exponents(load_measurements(merged)),
     }
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nsaved {path.relative_to(REPO)}", file=sys.stderr)
     return path
+
+
+def load_measurements(rows: list[dict]) -> list[Measurement]:
+    fields = set(Measurement.__dataclass_fields__)
+    return [Measurement(**{k: v for k, v in row.items() if k in fields}) for row in rows]
 
 
 # --- cached inputs (built once per size and seed through the public CLI) -------------------------
