@@ -249,3 +249,11 @@ def test_model_card_page_renders_the_card_or_says_there_is_none(engine, tmp_path
     (tmp_path / "model" / "model_card.md").write_text("# Model card\n\nAUROC on 2025: 0.77\n", encoding="utf-8")
     open_page(at, "model_card")
     assert "AUROC on 2025: 0.77" in texts(at.markdown)
+
+
+def test_monthly_chart_is_drawn_on_request(engine):
+    at = open_page(signed_in("commissioner"), "coverage", level="area")
+    assert not at.get("arrow_vega_lite_chart")
+    at.toggle(key="show_trend").set_value(True).run()
+    assert not at.exception
+    assert "Making Data Count" in texts(at.caption)

@@ -57,6 +57,9 @@ st.download_button("Download CSV", coverage.coverage_csv(table), f"coverage_by_{
                    key="coverage_csv")
 
 st.subheader("Month by month")
+# Rebuilding 12 months from the plan history takes seconds on a large area, so it is drawn on request.
+if not st.toggle("Show the monthly chart", key="show_trend"):
+    st.stop()
 group = st.selectbox("Flagged group", list(FLAG_LABELS), format_func=FLAG_LABELS.get, key="trend_group")
 trend = None
 with ui.show_errors():
