@@ -10,12 +10,15 @@ What a user may see is decided below the pages, in ``app/services/access.py``.
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import ui
 from app.db import session_scope
 from app.services import audit
 from app.services.access import Role
 from app.services.users import UnsafeToStart, assert_safe_to_start, authenticate, get_user
+from app.store import User
 
 st.set_page_config(page_title="Proactive Care", page_icon=":material/diversity_1:", layout="wide")
 
@@ -95,9 +98,14 @@ def sign_out() -> None:
 def main() -> None:
     try:
         with session_scope(ui.engine()) as session:
+            session.execute(select(User.username).limit(1))  # are the tables there?
             assert_safe_to_start(session)
     except UnsafeToStart as error:
         st.error(str(error))
+        st.stop()
+    except SQLAlchemyError:
+        st.error("The database is not ready: run `proactive-care db upgrade` and `proactive-care load` "
+                 "(or `make run`), then reload this page.")
         st.stop()
     user = ui.current_user()
     if user is None:

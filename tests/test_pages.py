@@ -257,3 +257,10 @@ def test_monthly_chart_is_drawn_on_request(engine):
     at.toggle(key="show_trend").set_value(True).run()
     assert not at.exception
     assert "Making Data Count" in texts(at.caption)
+
+
+def test_a_database_that_is_not_set_up_gets_a_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROACTIVE_CARE_DATABASE_URL", f"sqlite:///{tmp_path / 'nothing.db'}")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "database is not ready" in texts(at.error)
