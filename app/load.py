@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
@@ -144,7 +145,7 @@ def _json_list(value) -> str | None:
     return json.dumps([str(v) for v in list(value)])
 
 
-def read_scores(path: str | Path, known_people: set[str]) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
+def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
     """The score file, its metadata (model_sha256, index_date if present) and any problems."""
     path = Path(path)
     if not path.is_file():
@@ -164,7 +165,7 @@ def read_scores(path: str | Path, known_people: set[str]) -> tuple[pd.DataFrame 
     problems = [RecordProblem(path.name, p.row, p.column, p.message)
                 for p in schema_problems("scores", frame, SCORES_SCHEMA)]
     if "nhs_number" in frame.columns:
-        unknown = ~frame["nhs_number"].astype(str).isin(known_people)
+        unknown = ~frame["nhs_number"].astype(str).astype(object).isin(known_people)
         problems += [RecordProblem(path.name, int(i) + 1, "nhs_number", "no such person in the records' patients")
                      for i in unknown[unknown].index]
     return (None if problems else SCORES_SCHEMA.validate(frame)), meta, problems
@@ -172,23 +173,28 @@ def read_scores(path: str | Path, known_people: set[str]) -> tuple[pd.DataFrame 
 
 # --- bulk writes -------------------------------------------------------------------------------
 
+def _column_values(series: pd.Series, sqlite: bool) -> list:
+    """One column as plain Python values the drivers take directly (dates as ISO text on SQLite)."""
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = series.dt.strftime("%Y-%m-%d") if sqlite else pd.Series(series.dt.date, index=series.index)
+        values = values.astype(object).to_numpy()
+    elif pd.api.types.is_bool_dtype(series):
+        return series.astype(bool).tolist()
+    elif pd.api.types.is_integer_dtype(series):
+        values = np.asarray(series.to_numpy(dtype="int64", na_value=0).tolist(), dtype=object)
+    elif pd.api.types.is_float_dtype(series):
+        values = np.asarray(series.to_numpy(dtype="float64", na_value=np.nan).tolist(), dtype=object)
+    else:
+        values = series.astype(object).to_numpy()
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return values.tolist()
+
+
 def _python_rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
-    """Rows as plain Python values the drivers take directly (dates as ISO text on SQLite)."""
-    columns = []
-    for name in frame.columns:
-        series = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            values = [None if pd.isna(v) else (v.date().isoformat() if sqlite else v.date()) for v in series]
-        elif pd.api.types.is_bool_dtype(series):
-            values = [bool(v) for v in series]
-        elif pd.api.types.is_integer_dtype(series):
-            values = [None if pd.isna(v) else int(v) for v in series]
-        elif pd.api.types.is_float_dtype(series):
-            values = [None if pd.isna(v) else float(v) for v in series]
-        else:
-            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else v for v in series]
-        columns.append(values)
-    return list(zip(*columns))
+    return list(zip(*(_column_values(frame[name], sqlite) for name in frame.columns)))
 
 
 def bulk_insert(connection: Connection, table: str, frame: pd.DataFrame,
@@ -216,16 +222,22 @@ def bulk_insert(connection: Connection, table: str, frame: pd.DataFrame,
 
 
 def _upsert(connection: Connection, table: str, frame: pd.DataFrame, key: str) -> None:
-    columns = list(frame.columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    statement = text(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+    """Insert or update by ``key``: bulk-load a temporary copy, then one INSERT ... ON CONFLICT."""
+    columns = ", ".join(frame.columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in frame.columns if c != key)
+    stage = f"stage_{table}"
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {stage}")
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT {columns} FROM {table} LIMIT 0")
+    else:
+        connection.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} LIMIT 0")
+    bulk_insert(connection, stage, frame)
+    # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint.
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} WHERE true "
         f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )
-    sqlite = connection.dialect.name == "sqlite"
-    for start in range(0, len(frame), CHUNK_ROWS):
-        rows = _python_rows(frame.iloc[start:start + CHUNK_ROWS], sqlite)
-        connection.execute(statement, [dict(zip(columns, row)) for row in rows])
+    connection.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 def encounter_summaries(encounters: pd.DataFrame) -> pd.DataFrame:
@@ -281,8 +293,8 @@ def load(
     records, problems = read_records_checked(records_dir)
     if records is not None:
         problems = validate_records(records, today=pd.Timestamp(today) if today else None)
-    known_people = set(records.patients["nhs_number"].astype(str)) if records is not None and \
-        "nhs_number" in records.patients.columns else set()
+    known_people = (records.patients["nhs_number"].astype(str).astype(object)
+                    if records is not None and "nhs_number" in records.patients.columns else pd.Series([], dtype=object))
     scores, meta, score_problems = read_scores(scores_path, known_people)
     problems += score_problems
     if problems:
