@@ -7,9 +7,7 @@ on screen via ``show_errors``; nothing reaches the browser as a traceback.
 
 from __future__ import annotations
 
-import ast
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -117,33 +115,6 @@ def plan_label(status: str | None) -> str:
 
 def percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:.0%}"
-
-
-def reason_items(reasons: list) -> list[dict]:
-    """Reasons as dicts with at least ``text`` (and ``contribution`` when the model gave one).
-
-    The model writes each reason as a dict; ``patients.reasons_list`` currently turns dicts into
-    their ``str()``, so those are read back here with ``ast.literal_eval`` (literals only, safe).
-    """
-    items = []
-    for reason in reasons or []:
-        if isinstance(reason, str) and reason.startswith("{"):
-            try:
-                reason = ast.literal_eval(reason)
-            except (ValueError, SyntaxError):
-                pass
-        items.append(reason if isinstance(reason, dict) and "text" in reason else {"text": str(reason)})
-    return items
-
-
-_QUOTED_TEXT = re.compile(r"""'text': (?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
-
-
-def reason_summary(joined: str) -> str:
-    """The plain words of the list's joined top reasons (see ``reason_items``)."""
-    if not isinstance(joined, str) or "'text':" not in joined:
-        return joined if isinstance(joined, str) else ""
-    return "; ".join(a or b for a, b in _QUOTED_TEXT.findall(joined))
 
 
 def xmr_limits(values: pd.Series) -> dict[str, float]:

@@ -65,7 +65,7 @@ shown = pd.DataFrame({
     "Age": table["age"],
     "Practice": table["practice_code"],
     "Risk": table["probability"],
-    "Top reasons": table["reasons"].map(ui.reason_summary),
+    "Top reasons": table["reasons"],
     "Lead professional": [
         f"{n} ({r})" if isinstance(n, str) and n else "" for n, r in
         zip(table["lead_professional"], table["lead_professional_role"])

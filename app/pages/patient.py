@@ -67,7 +67,7 @@ with left:
                    icon=":material/info:")
 with right:
     st.markdown("**Why this score** (largest contributions first)")
-    reasons = ui.reason_items(record["reasons"])
+    reasons = record["reasons"]  # dicts with "text" and, from the model, "contribution"
     if reasons:
         st.markdown("\n".join(f"{i}. {r['text']}" for i, r in enumerate(reasons, 1)))
     else:
