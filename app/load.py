@@ -119,8 +119,10 @@ def read_records_checked(directory: str | Path) -> tuple[Records | None, list[Re
     directory = Path(directory)
     if not directory.is_dir():
         raise UserInputError(f"The records folder {directory} does not exist.")
-    tables, problems = {}, []
+    tables, problems = {"truth": None}, []
     for table in REQUIRED_TABLES + OPTIONAL_TABLES:
+        if table == "truth":  # the generator's answers: never loaded, so not read
+            continue
         path = table_path(directory, table)
         if path is None:
             if table in REQUIRED_TABLES:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from nhs_number import REGION_SCOTLAND
 
 from features.conditions import (
     CONDITION_CODES,
@@ -42,13 +43,15 @@ REQUIRED_TABLES = ("patients", "practices", "conditions", "encounters")
 OPTIONAL_TABLES = ("observations", "truth")
 
 _MODULUS_11_WEIGHTS = np.arange(10, 1, -1)
+_SCOTTISH_CHI = REGION_SCOTLAND.ranges[0]  # CHI numbers start with a real DDMMYY birth date
 
 
 def valid_nhs_numbers(values: pd.Series) -> pd.Series:
     """True where a value is a 10-digit string with a correct Modulus 11 check digit.
 
     Vectorised (the ``nhs-number`` package checks one value at a time, too slow for a million
-    rows); ``tests/test_load.py`` checks it agrees with ``nhs_number.is_valid``.
+    rows), with the package's own rules: Modulus 11, and a real DDMMYY date at the start of a
+    Scottish CHI number. ``tests/test_load.py`` checks it agrees with ``nhs_number.is_valid``.
     """
     text = values.astype(object).where(values.map(lambda v: isinstance(v, str)), "")
     shaped = text.astype(str).str.fullmatch(r"\d{10}").fillna(False).to_numpy(dtype=bool)
@@ -57,7 +60,13 @@ def valid_nhs_numbers(values: pd.Series) -> pd.Series:
         digits = (np.frombuffer("".join(text[shaped]).encode("ascii"), dtype=np.uint8) - 48).reshape(-1, 10)
         check = 11 - (digits[:, :9].astype(np.int64) @ _MODULUS_11_WEIGHTS) % 11
         check[check == 11] = 0
-        result[shaped] = (check != 10) & (check == digits[:, 9])
+        valid = (check != 10) & (check == digits[:, 9])
+        numbers = text[shaped].astype("int64").to_numpy()
+        chi = (numbers >= _SCOTTISH_CHI.start) & (numbers <= _SCOTTISH_CHI.end)
+        if chi.any():
+            born = pd.to_datetime(text[shaped][chi].str[:6], format="%d%m%y", errors="coerce")
+            valid[chi] &= born.notna().to_numpy()
+        result[shaped] = valid
     return pd.Series(result, index=values.index)
 
 

@@ -19,7 +19,8 @@ from app.load import LoadRefused, load
 from app.store import Base, RegisteredModel, ScoreRun
 from conftest import make_model_dir, synthetic_nhs_numbers
 from features.errors import UserInputError
-from features.records import read_records, write_records
+from features.records import read_records, valid_nhs_numbers, write_records
+from nhs_number import is_valid
 
 STRANGER = synthetic_nhs_numbers(1, start=900_000)[0]  # valid, but not in the population
 
@@ -206,3 +207,11 @@ def test_half_import_figures(capsys):
         with capsys.disabled():
             print(f"\ncorrupted-input property test: {json.dumps(HALF_IMPORT_FIGURES)}")
     assert HALF_IMPORT_FIGURES["half_imports"] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(r"\A[0-9]{10}\Z"), st.text(max_size=12), st.none(), st.integers()),
+                max_size=20))
+def test_vectorised_nhs_number_check_agrees_with_the_library(values):
+    expected = [isinstance(v, str) and len(v) == 10 and v.isascii() and v.isdigit() and is_valid(v) for v in values]
+    assert valid_nhs_numbers(pd.Series(values, dtype=object)).tolist() == expected
