@@ -46,6 +46,7 @@ class Measurement:
     step: str
     people: int
     seconds: float = math.nan
+    cpu_seconds: float = math.nan  # user + system CPU of this process and its children
     peak_rss_bytes: int = 0
     rows: int | None = None  # rows processed when not one per person (e.g. people explained)
     note: str = ""
@@ -57,45 +58,63 @@ class Measurement:
         return rows / self.seconds if self.seconds > 0 else math.nan
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    """Resident memory of a process and all its children (pools, Dask workers)."""
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:  # a child ended between listing and reading
-            pass
-    return total
-
-
 class PeakMemorySampler:
-    """Samples the resident memory of this process tree in a thread; keeps the peak.
+    """Samples this process tree (pools, Dask workers) in a thread: peak resident memory and CPU.
 
     ``ru_maxrss`` only knows the peak since the process started and misses children still
-    running, so a sampler is what gives a per-step figure.
+    running, so a sampler is what gives a per-step figure. CPU time is kept per process at its
+    last sample, so a child that ends mid-step still counts. On a shared machine CPU seconds
+    say what a step costs when wall time is stretched by other people's work.
     """
 
     def __init__(self, interval: float = 0.02):
         self.interval = interval
         self.peak = 0
         self._process = psutil.Process(os.getpid())
+        self._cpu_first: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        rss = 0
+        for member in [self._process, *self._process.children(recursive=True)]:
+            try:
+                with member.oneshot():
+                    rss += member.memory_info().rss
+                    times = member.cpu_times()
+            except psutil.Error:  # a child ended between listing and reading
+                continue
+            self._cpu_first.setdefault(member.pid, 0.0 if self._cpu_first else times.user + times.system)
+            self._cpu_last[member.pid] = times.user + times.system
+        self.peak = max(self.peak, rss)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(last - self._cpu_first.get(pid, 0.0) for pid, last in self._cpu_last.items())
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss(self._process))
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemorySampler:
-        self.peak = _tree_rss(self._process)
+        me = self._process.cpu_times()
+        self._cpu_first[self._process.pid] = me.user + me.system
+        for child in self._process.children(recursive=True):
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            self._cpu_first[child.pid] = times.user + times.system
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _tree_rss(self._process))
+        self._sample()
 
 
 @contextmanager
@@ -110,8 +129,9 @@ def measure(step: str, people: int, rows: int | None = None, note: str = "") -> 
         yield measurement
         measurement.seconds = time.perf_counter() - start
     measurement.peak_rss_bytes = sampler.peak
+    measurement.cpu_seconds = sampler.cpu_seconds
     print(
-        f"  {step} @ {people:,}: {measurement.seconds:.2f} s, "
+        f"  {step} @ {people:,}: {measurement.seconds:.2f} s ({measurement.cpu_seconds:.2f} CPU s), "
         f"peak {measurement.peak_rss_bytes / GIB:.2f} GiB",
         file=sys.stderr,
         flush=True,
@@ -120,13 +140,14 @@ def measure(step: str, people: int, rows: int | None = None, note: str = "") -> 
 
 def format_table(measurements: list[Measurement], title: str = "") -> str:
     """A plain-text table: step, people, rows, wall time, rows per second, peak memory."""
-    header = ("step", "people", "rows", "wall s", "rows/s", "peak GiB", "note")
+    header = ("step", "people", "rows", "wall s", "CPU s", "rows/s", "peak GiB", "note")
     lines = [
         (
             m.step,
             f"{m.people:,}",
             f"{m.people if m.rows is None else m.rows:,}",
             f"{m.seconds:.2f}",
+            f"{m.cpu_seconds:.2f}",
             f"{m.rows_per_second:,.0f}",
             f"{m.peak_rss_bytes / GIB:.2f}",
             m.note,
@@ -137,7 +158,7 @@ def format_table(measurements: list[Measurement], title: str = "") -> str:
 
     def render(row) -> str:
         cells = [
-            str(cell).ljust(width) if i in (0, 6) else str(cell).rjust(width)
+            str(cell).ljust(width) if i in (0, 7) else str(cell).rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths))
         ]
         return "  ".join(cells).rstrip()
