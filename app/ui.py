@@ -117,6 +117,44 @@ def percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:.0%}"
 
 
+NHS_BLUE, NHS_RED, NHS_GREY = "#005EB8", "#DA291C", "#768692"
+
+
+def contribution_chart(labels: list[str], contributions: list[float]):
+    """Horizontal bars, largest first: red raises the risk, blue lowers it (a static image)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 0.45 * len(labels) + 0.6), layout="constrained")
+    axes = figure.subplots()
+    rows = list(range(len(labels)))[::-1]
+    axes.barh(rows, contributions, color=[NHS_RED if c > 0 else NHS_BLUE for c in contributions])
+    axes.set_yticks(rows, labels)
+    axes.axvline(0, color=NHS_GREY, linewidth=0.8)
+    axes.set_xlabel("contribution to the risk (log-odds)")
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def spc_chart(months: list, values: list[float], limits: dict[str, float], title: str):
+    """A Making Data Count style XmR chart: the series, its mean and process limits."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(months, values, marker="o", color=NHS_BLUE)
+    outside = [(m, v) for m, v in zip(months, values) if v > limits["upper"] or v < limits["lower"]]
+    if outside:  # special-cause points
+        axes.scatter(*zip(*outside), color="#ED8B00", zorder=3, s=60)
+    axes.axhline(limits["mean"], color=NHS_GREY)
+    for name in ("upper", "lower"):
+        axes.axhline(limits[name], color=NHS_GREY, linestyle="--", linewidth=0.8)
+    axes.set_ylabel("% covered")
+    axes.set_title(title, loc="left", fontsize=10)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.autofmt_xdate()
+    return figure
+
+
 def xmr_limits(values: pd.Series) -> dict[str, float]:
     """Mean and process limits of an XmR (individuals) chart: mean +/- 2.66 x mean moving range."""
     mean = float(values.mean())

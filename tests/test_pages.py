@@ -253,10 +253,11 @@ def test_model_card_page_renders_the_card_or_says_there_is_none(engine, tmp_path
 
 def test_monthly_chart_is_drawn_on_request(engine):
     at = open_page(signed_in("commissioner"), "coverage", level="area")
-    assert not at.get("arrow_vega_lite_chart")
+    assert "image" not in [e.type for e in at.main]
     at.toggle(key="show_trend").set_value(True).run()
     assert not at.exception
     assert "Making Data Count" in texts(at.caption)
+    assert [e.type for e in at.main].count("image") == 1
 
 
 def test_a_database_that_is_not_set_up_gets_a_sentence(tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """Commissioner coverage: the share of each flagged group with an agreed, in-date care plan and a lead
 professional, by practice, PCN or area, and month by month. Counts only, with small numbers suppressed."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -72,13 +71,9 @@ if series.empty:
     st.info("Every month's figure for this group is suppressed (too few people).")
     st.stop()
 limits = ui.xmr_limits(series["percent"].astype(float))
-series = series.assign(month=pd.to_datetime(series["month"]), **limits)
-base = alt.Chart(series).encode(x=alt.X("month:T", title="Month end"))
-chart = base.mark_line(point=True, color="#005EB8").encode(y=alt.Y("percent:Q", title="% covered"))
-for column, dash in (("mean", []), ("upper", [4, 4]), ("lower", [4, 4])):
-    chart += base.mark_line(color="#768692", strokeDash=dash).encode(y=f"{column}:Q")
-st.altair_chart(chart, width="stretch")
+st.pyplot(ui.spc_chart(list(pd.to_datetime(series["month"])), list(series["percent"].astype(float)), limits,
+                       FLAG_LABELS[group]), width="stretch")
 st.caption("Statistical process control chart (NHS Making Data Count, XmR): the grey line is the mean, "
-           "dashed lines the process limits; a point outside them is a special-cause change.")
+           "dashed lines the process limits; an orange point outside them is a special-cause change.")
 st.download_button("Download trend CSV", coverage.coverage_csv(trend), "coverage_trend.csv", "text/csv",
                    key="trend_csv")

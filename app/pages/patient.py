@@ -20,6 +20,12 @@ from app.services.careplans import (
 from app.services.patients import FLAG_LABELS
 from app.settings import review_interval_days
 
+USE_LABELS = {
+    "emergency_admission": "Emergency admissions", "elective_admission": "Planned admissions",
+    "ae_attendance": "A&E attendances", "outpatient": "Outpatient appointments",
+    "gp_consultation": "GP consultations",
+}
+
 user = ui.page_header("Patient")
 if not ui.is_person_level(user):
     st.error(f"{user.role_label} users see aggregates only, not people.")
@@ -57,7 +63,8 @@ with left:
     if score is None:
         st.info("No score for this person in the current run (not registered on the index date).")
     else:
-        st.metric("Chance of an emergency admission in the next 12 months", f"{score['probability']:.0%}")
+        st.metric("Emergency admission risk", f"{score['probability']:.0%}",
+                  help="The estimated chance of at least one emergency admission in the next 12 months.")
         st.caption(f"Higher than {score['percentile']:.0f}% of the population"
                    + (f" and {score['practice_percentile']:.0f}% of the practice" if score["practice_percentile"] is not None else "")
                    + ".")
@@ -74,11 +81,9 @@ with right:
         st.caption("No reasons recorded for this person (reasons are given for the top 5%).")
     weighed = [r for r in reasons if isinstance(r.get("contribution"), (int, float))]
     if weighed:
-        chart = pd.DataFrame({
-            "Reason": [r["text"].split(" — ")[0] for r in weighed],
-            "Contribution": [float(r["contribution"]) for r in weighed],
-        })
-        st.bar_chart(chart, x="Reason", y="Contribution", horizontal=True, height=60 + 40 * len(chart), sort=False)
+        st.pyplot(ui.contribution_chart(
+            [r["text"].split(" — ")[0] for r in weighed], [float(r["contribution"]) for r in weighed]
+        ), width="stretch")
         st.caption("Bars to the right raise the risk, to the left lower it (contribution to the log-odds).")
     if record["missing_predictors"]:
         st.caption("Not recorded (assumed absent): " + ", ".join(record["missing_predictors"]))
@@ -96,7 +101,7 @@ with right:
     st.markdown("**Recent hospital and GP use**")
     if record["hospital_use"]:
         use = pd.DataFrame(record["hospital_use"])
-        use["kind"] = use["kind"].str.replace("_", " ").str.capitalize()
+        use["kind"] = use["kind"].map(lambda kind: USE_LABELS.get(kind, kind))
         st.dataframe(use.pivot_table(index="kind", columns="year", values="count", aggfunc="sum", fill_value=0),
                      width="stretch")
     else:

@@ -157,7 +157,10 @@ class Journey:
 
     def shot(self, name: str) -> None:
         self.step += 1
-        self.page.wait_for_timeout(300)  # let the last rerun paint
+        self.page.wait_for_timeout(500)  # let the last rerun paint, then wait for its chart images
+        self.page.wait_for_function(
+            "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=15_000
+        )
         self.page.screenshot(path=str(ARTIFACTS / f"journey_{self.step:02d}_{name}.png"), full_page=True)
 
     def settle(self) -> None:
@@ -221,6 +224,7 @@ def walk(journey: Journey, journey_people: dict) -> None:
     journey.choose("Open a person from this list", person)
     journey.page.get_by_role("button", name="Open patient").click()
     journey.page.get_by_text("A score is not a diagnosis").first.wait_for(timeout=30_000)
+    journey.page.get_by_role("heading", name="History").wait_for(timeout=30_000)  # the whole page drawn
     journey.settle()
     journey.shot("patient_page")
 
