@@ -17,7 +17,10 @@ from app import ui
 from app.db import session_scope
 from app.services import audit
 from app.services.access import Role
-from app.services.users import UnsafeToStart, assert_safe_to_start, authenticate, get_user
+from app.services.users import (
+    DEMO_PASSWORD_SUFFIX, UnsafeToStart, assert_safe_to_start, authenticate, get_user,
+)
+from app.settings import demo_mode
 from app.store import User
 
 st.set_page_config(page_title="Proactive Care", page_icon=":material/diversity_1:", layout="wide")
@@ -78,6 +81,9 @@ def sign_in_page() -> None:
         username = st.text_input("Username", key="sign_in_username")
         password = st.text_input("Password", type="password", key="sign_in_password")
         submitted = st.form_submit_button("Sign in", type="primary")
+    if demo_mode():
+        st.caption(f"Demo mode: sign in as practice1, navigator1, mdt1, commissioner or admin; each password is "
+                   f"the username followed by {DEMO_PASSWORD_SUFFIX} (see docs/using_the_app.md).")
     if submitted:
         with session_scope(ui.engine(), write=True) as session:
             user = authenticate(session, username, password)
