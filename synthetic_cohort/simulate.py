@@ -259,7 +259,7 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
         n_homes = rng.poisson(story.care_home_entrants * (age >= 65).sum())
         births = new_people(rng, story, practices, n_births, jan1 + (rng.random(n_births) * ndays).astype(np.int64), "birth")
         births["reg_from"] = np.minimum(births["reg_from"], next_jan1 - 1)
-        joins = new_people(rng, story, practices, n_joins, jan1 + (rng.random(n_joins) * ndays).astype(np.int64), "join")
+        joins = new_people(rng, story, practices, n_joins, jan1 + 1 + (rng.random(n_joins) * (ndays - 1)).astype(np.int64), "join")
         homes = care_home_entrants(rng, story, practices, n_homes, jan1, ndays)
         arrivals = _concat(_concat(births, joins), homes)
         first_new = len(people["dob"])
@@ -325,7 +325,7 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
 def care_home_entrants(rng, story: Story, practices: Practices | None, n: int, jan1: int, ndays: int) -> dict:
     """People moving into a care home this year and registering (mostly) with the care-home practice:
     drawn from older people in proportion to their care-home propensity (age, dementia, frailty)."""
-    day = jan1 + (rng.random(4 * n) * ndays).astype(np.int64)
+    day = jan1 + 1 + (rng.random(4 * n) * (ndays - 1)).astype(np.int64)  # arrivals after 1 January
     candidates = new_people(rng, story, None, 4 * n, day, "care_home")
     score = candidates.pop("score")
     if n == 0:
@@ -342,8 +342,8 @@ def care_home_entrants(rng, story: Story, practices: Practices | None, n: int, j
 # ---- calibration: levels solved so the simulated population (after its years of births, deaths and
 # moves) meets the profile's published figures -----------------------------------------------------------
 CALIBRATION_SIZE = 50_000
-CALIBRATION_ROUNDS = 6
-CALIBRATION_DAMPING = 0.45
+CALIBRATION_ROUNDS = 7
+CALIBRATION_DAMPING = 0.5
 CALIBRATION_YEARS = (2022, 2024)  # three simulated years, as before the last year of a default run
 CACHE_DIR = Path(os.environ.get("PROACTIVE_CARE_CACHE", Path.home() / ".cache" / "proactive-care"))
 
@@ -399,7 +399,7 @@ def _recalibrate(story: Story, result: "BlockResult", day: int) -> None:
     q_sum, lt_sum = np.zeros(story.death_norm.shape), np.zeros(story.death_norm.shape)
     np.add.at(q_sum, cell, q)
     np.add.at(lt_sum, cell, life_table)
-    story.death_norm *= np.where(lt_sum > 0, q_sum / np.maximum(lt_sum, 1e-12), 1.0)
+    story.death_norm *= np.where(lt_sum > 0, q_sum / np.maximum(lt_sum, 1e-12), 1.0) ** CALIBRATION_DAMPING
     old = age >= 65
     share = sub["care_home"][old].mean()
     ratio = story.profile["care_home"]["share_65_plus"] / 100.0 / max(share, 1e-6)

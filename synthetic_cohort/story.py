@@ -171,10 +171,10 @@ class Story:
         # sub-multiplicative): at most exp(cap) times the risk of someone without either
         burden = has @ self.cond_admission + adm["efi_log_rr_per_unit"] * efi
         cap = adm["burden_log_rr_cap"]
-        return (self.admission_intercept[band, quintile] + cap * np.tanh(burden / cap)
+        return np.minimum(self.admission_intercept[band, quintile] + cap * np.tanh(burden / cap)
                 + adm["care_home_log_rr"] * care_home
-                + adm["prior_admission_log_rr"] * np.minimum(prior, 3) + adm["latent_log_rr"] * z
-                + adm["female_log_rr"] * female)
+                + adm["prior_admission_log_rr"] * np.log1p(np.minimum(prior, 5)) + adm["latent_log_rr"] * z
+                + adm["female_log_rr"] * female, np.log(adm["max_expected_admissions"]))
 
     def _death_band(self, age):
         return np.minimum((age // 5).astype(int), 20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -89,3 +90,39 @@ def test_cli_rejects_zero_patients_without_a_traceback(tmp_path, capsys):
     assert "number of patients" in err and "Traceback" not in err
     assert main(["cohort", "--patients", "5", "--profile", "york", "--out", str(tmp_path / "x")]) == 2
     assert "Unknown profile" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def england():
+    return generate_population(4_000, seed=11, profile="england")
+
+
+def _truth_with_people(records, year):
+    truth = records.truth[records.truth["year"] == year].set_index("nhs_number")["probability"]
+    people = records.patients.set_index("nhs_number").loc[truth.index]
+    age = (pd.Timestamp(year, 1, 1) - people["date_of_birth"]).dt.days / 365.25
+    diagnosed = records.conditions[records.conditions["diagnosed_on"] < pd.Timestamp(year, 1, 1)]
+    n_conditions = diagnosed.groupby("nhs_number").size().reindex(truth.index, fill_value=0)
+    admissions = records.encounters[(records.encounters["kind"] == "emergency_admission")
+                                    & (records.encounters["date"].dt.year == year - 1)]
+    prior = admissions.groupby("nhs_number").size().reindex(truth.index, fill_value=0)
+    return pd.DataFrame({"p": truth, "age": age, "imd": people["imd_decile"], "n_ltc": n_conditions, "prior": prior})
+
+
+def test_risk_depends_on_age_conditions_deprivation_and_past_use(england):
+    frame = _truth_with_people(england, 2024)
+    young, old = frame[frame["age"].between(20, 40)], frame[frame["age"] >= 80]
+    assert old["p"].mean() > 2 * young["p"].mean()
+    middle = frame[frame["age"].between(50, 80)]
+    assert middle.loc[middle["n_ltc"] >= 2, "p"].mean() > 1.3 * middle.loc[middle["n_ltc"] == 0, "p"].mean()
+    adults = frame[frame["age"].between(18, 65)]
+    assert adults.loc[adults["imd"] <= 2, "p"].mean() > 1.2 * adults.loc[adults["imd"] >= 9, "p"].mean()
+    assert frame.loc[frame["prior"] >= 1, "p"].mean() > 2 * frame.loc[frame["prior"] == 0, "p"].mean()
+
+
+def test_truth_never_reaches_the_features(england):
+    build = pytest.importorskip("features.build")
+    with_truth = build.build_features(england, pd.Timestamp("2024-01-01"))
+    without = build.build_features(replace(england, truth=None), pd.Timestamp("2024-01-01"))
+    assert not any("probability" in column or "truth" in column for column in with_truth.columns)
+    pd.testing.assert_frame_equal(with_truth, without)
