@@ -1,7 +1,8 @@
 """Settings from the environment (never from the repository).
 
-- ``PROACTIVE_CARE_DATABASE_URL``: any SQLAlchemy URL; default an SQLite file ``data/proactive_care.db``
-  under the repository.
+- ``PROACTIVE_CARE_DATABASE_URL``: any SQLAlchemy URL; else ``database_url`` under
+  ``[proactive_care]`` in ``.streamlit/secrets.toml`` (git-ignored, for a password); default an
+  SQLite file ``data/proactive_care.db`` under the repository.
 - ``PROACTIVE_CARE_MODE``: ``demo`` (default; demo users with documented passwords are seeded) or
   ``production`` (no demo users; the app refuses to start while any exist).
 - ``PROACTIVE_CARE_REVIEW_INTERVAL_DAYS``: default gap between care-plan reviews (182 days).
@@ -10,18 +11,30 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 from features.errors import UserInputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = REPO_ROOT / "data" / "proactive_care.db"
+SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 MODES = ("demo", "production")
 DEFAULT_REVIEW_INTERVAL_DAYS = 182
 
 
+def _secret(name: str) -> str:
+    if not SECRETS_FILE.is_file():
+        return ""
+    try:
+        secrets = tomllib.loads(SECRETS_FILE.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserInputError(f"{SECRETS_FILE} is not valid TOML ({error}).") from None
+    return str(secrets.get("proactive_care", {}).get(name, "")).strip()
+
+
 def database_url() -> str:
-    url = os.environ.get("PROACTIVE_CARE_DATABASE_URL", "").strip()
+    url = os.environ.get("PROACTIVE_CARE_DATABASE_URL", "").strip() or _secret("database_url")
     return url or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 

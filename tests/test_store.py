@@ -43,9 +43,12 @@ def test_session_scope_commits_or_rolls_back(store_url):
     engine.dispose()
 
 
-def test_settings_from_the_environment(monkeypatch):
+def test_settings_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("PROACTIVE_CARE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(settings, "SECRETS_FILE", tmp_path / "secrets.toml")
     assert settings.database_url().endswith("data/proactive_care.db")
+    (tmp_path / "secrets.toml").write_text('[proactive_care]\ndatabase_url = "postgresql://pc:s3cret@db/pc"\n')
+    assert settings.database_url() == "postgresql://pc:s3cret@db/pc"
     monkeypatch.setenv("PROACTIVE_CARE_DATABASE_URL", "postgresql://postgres@db/pc")
     assert settings.database_url() == "postgresql://postgres@db/pc"
     monkeypatch.setenv("PROACTIVE_CARE_MODE", "production")
