@@ -29,6 +29,35 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_user(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from app.db import get_engine, session_scope
+    from app.services.access import CurrentUser, Role
+    from app.services.users import create_user
+
+    password = os.environ.get("PROACTIVE_CARE_NEW_USER_PASSWORD") or getpass.getpass(
+        f"Password for {args.username}: ")
+    operator = CurrentUser(username="system:cli", display_name="Command line", role=Role.ADMIN)
+    engine = get_engine(args.database)
+    try:
+        with session_scope(engine, write=True) as session:
+            create_user(
+                session, operator, username=args.username, display_name=args.display_name or args.username,
+                role=args.role, password=password, practice_codes=_codes(args.practices),
+                pcn_codes=_codes(args.pcns), caseload_capacity=args.capacity,
+            )
+    finally:
+        engine.dispose()
+    print(f"Added {args.role} user {args.username}.")
+    return 0
+
+
+def _codes(text: str | None) -> list[str]:
+    return [code.strip() for code in (text or "").split(",") if code.strip()]
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -41,6 +70,17 @@ def register(subparsers) -> None:
     upgrade = db_verbs.add_parser("upgrade", help="create or migrate the tables to the latest schema")
     upgrade.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL or data/proactive_care.db)")
     upgrade.set_defaults(handler=_upgrade)
+    add_user = db_verbs.add_parser(
+        "add-user", help="add a user (password from PROACTIVE_CARE_NEW_USER_PASSWORD or a prompt)"
+    )
+    add_user.add_argument("--username", required=True)
+    add_user.add_argument("--role", required=True, choices=["practice", "navigator", "mdt", "commissioner", "admin"])
+    add_user.add_argument("--display-name")
+    add_user.add_argument("--practices", help="comma-separated practice codes (practice, navigator, mdt)")
+    add_user.add_argument("--pcns", help="comma-separated PCN codes (commissioner; none = whole area)")
+    add_user.add_argument("--capacity", type=int, help="caseload capacity (navigator)")
+    add_user.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL)")
+    add_user.set_defaults(handler=_add_user)
 
     load = subparsers.add_parser(
         "load", help="validate records and a score file, then load them as the current score run"

@@ -165,3 +165,17 @@ def test_production_refuses_demo_users(loaded_engine, users, monkeypatch):
     monkeypatch.setenv("PROACTIVE_CARE_MODE", "demo")
     with session_scope(loaded_engine) as session:
         assert authenticate(session, "practice1", "practice1-demo-pass") is None  # deactivated
+
+
+def test_cli_adds_a_real_user_who_can_sign_in(loaded_url, loaded_engine, monkeypatch, capsys):
+    from app.cli import main
+
+    monkeypatch.setenv("PROACTIVE_CARE_NEW_USER_PASSWORD", "correct horse battery")
+    args = ["db", "add-user", "--username", "dr.rao", "--role", "practice", "--practices", "P003",
+            "--database", loaded_url]
+    assert main(args) == 0
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err
+    assert main(["db", "add-user", "--username", "x", "--role", "mdt", "--database", loaded_url]) == 2
+    with session_scope(loaded_engine) as session:
+        user = authenticate(session, "dr.rao", "correct horse battery")
+    assert user is not None and user.practice_codes == {"P003"}
