@@ -64,7 +64,8 @@ def sections(manifest: dict, evaluation: dict | None) -> list[tuple[str, list]]:
             "12 months from the index date.",
         ]),
         ("Predictors", [
-            "Measured before the index date only: "
+            "Known at the index date (events and diagnoses before it, the latest eFI and repeat-medicines "
+            "count on or before it): "
             + ", ".join(FEATURE_TITLES.get(f, f) for f in manifest["features"])
             + f". Long-term conditions: {conditions} (a condition counts from its diagnosis date). "
             "Unknown ethnicity is its own category; unknown deprivation, frailty index and repeat "

@@ -76,14 +76,18 @@ FEATURE_WORDS = {
 }
 assert set(FEATURE_WORDS) == set(PREDICTOR_COLUMNS), "every predictor needs words"
 
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]  # keeps "A&E" and "GP" as written
+
+
 # Short names for charts and reports.
 FEATURE_TITLES = {
     "age": "Age", "sex": "Sex", "ethnicity": "Ethnicity", "imd_decile": "Deprivation (IMD decile)",
     "ltc_count": "Number of long-term conditions", "care_home": "Care home resident",
     "efi": "Electronic frailty index", "repeat_medicines": "Repeat medicines",
     **{f"ltc_{code}": label for code, label in CONDITION_LABELS.items()},
-    **{f"{stem}_12m": f"{_UTILISATION_NOUNS[stem].capitalize()}s, last 12 months" for stem in UTILISATION_STEMS.values()},
-    **{f"{stem}_12_24m": f"{_UTILISATION_NOUNS[stem].capitalize()}s, 12-24 months ago" for stem in UTILISATION_STEMS.values()},
+    **{f"{stem}_12m": f"{_sentence_case(_UTILISATION_NOUNS[stem])}s, last 12 months" for stem in UTILISATION_STEMS.values()},
+    **{f"{stem}_12_24m": f"{_sentence_case(_UTILISATION_NOUNS[stem])}s, 12-24 months ago" for stem in UTILISATION_STEMS.values()},
 }
 
 
