@@ -265,3 +265,18 @@ def test_a_database_that_is_not_set_up_gets_a_sentence(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
     assert "database is not ready" in texts(at.error)
+
+
+def test_list_and_patient_pages_with_reasons_as_the_model_writes_them(tmp_path, monkeypatch):
+    """Reasons are dicts with contributions, and only the top 5% have any (the others are NULL)."""
+    monkeypatch.setenv("PROACTIVE_CARE_DATABASE_URL", f"sqlite:///{tmp_path / 'model.db'}")
+    st.cache_data.clear()
+    engine = build_store(tmp_path / "model.db", model_reasons=True)
+    at = open_page(signed_in("practice1"), "high_risk_list")
+    reasons = list(at.dataframe[0].value["Top reasons"])
+    assert any(r.startswith("2 emergency admissions") for r in reasons)
+    with session_scope(engine) as session:
+        top = session.scalars(select(Score.nhs_number).where(Score.top_5pct, Score.practice_code == "P001")).first()
+    open_page(at, "patient", nhs=top)
+    assert "aged 83 — lowers risk a little" in texts(at.markdown)
+    assert [e.type for e in at.main].count("image") == 1  # the contribution chart

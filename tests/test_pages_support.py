@@ -36,22 +36,24 @@ def synthetic_nhs_numbers(count: int) -> list[str]:
     return numbers
 
 
-_TEMPLATES: dict[tuple[bool, bool], Path] = {}
+_TEMPLATES: dict[tuple[bool, bool, bool], Path] = {}
 
 
-def build_store(path: Path, *, flagged: bool = True, users: bool = True) -> Engine:
+def build_store(path: Path, *, flagged: bool = True, users: bool = True, model_reasons: bool = False) -> Engine:
     """An SQLite store at ``path``, copied from a template built once per test session (hashing
-    the demo passwords is the slow part); ``flagged=False`` leaves nobody flagged."""
-    key = (flagged, users)
+    the demo passwords is the slow part); ``flagged=False`` leaves nobody flagged;
+    ``model_reasons=True`` stores reasons as the model writes them: dicts, for the top 5% only."""
+    key = (flagged, users, model_reasons)
     if key not in _TEMPLATES:
         template = Path(tempfile.mkdtemp(prefix="pc-store-")) / "template.db"
-        _fill_store(f"sqlite:///{template}", flagged=flagged, users=users).dispose()
+        _fill_store(f"sqlite:///{template}", flagged=flagged, users=users,
+                    model_reasons=model_reasons).dispose()
         _TEMPLATES[key] = template
     shutil.copyfile(_TEMPLATES[key], path)
     return get_engine(f"sqlite:///{path}")
 
 
-def _fill_store(url: str, *, flagged: bool, users: bool) -> Engine:
+def _fill_store(url: str, *, flagged: bool, users: bool, model_reasons: bool) -> Engine:
     engine = get_engine(url)
     Base.metadata.create_all(engine)
     rng = random.Random(7)
@@ -85,7 +87,7 @@ def _fill_store(url: str, *, flagged: bool, users: bool) -> Engine:
                 top_2pct=is_flagged and probability > 0.5, top_5pct=is_flagged and probability > 0.4,
                 age_60_plus=is_flagged and age >= 60, age_18_59_3plus_ltc=is_flagged and age < 60,
                 dementia=False, flagged=is_flagged,
-                reasons=json.dumps(["Two emergency admissions in the last year", "Aged 80 or over"]),
+                reasons=_reasons(model_reasons, is_flagged and probability > 0.4),
             ))
         if users:
             # The documented demo accounts, written directly so the test does not depend on
@@ -98,6 +100,19 @@ def _fill_store(url: str, *, flagged: bool, users: bool) -> Engine:
                     caseload_capacity=50 if demo.role.value == "navigator" else None,
                 ))
     return engine
+
+
+def _reasons(model_reasons: bool, top_5pct: bool) -> str | None:
+    if not model_reasons:
+        return json.dumps(["Two emergency admissions in the last year", "Aged 80 or over"])
+    if not top_5pct:
+        return None
+    return json.dumps([
+        {"feature": "emergency_admissions_12m", "text": "2 emergency admissions in the last 12 months — "
+         "raises risk a lot", "direction": "raises", "strength": "a lot", "contribution": 0.61},
+        {"feature": "age", "text": "aged 83 — lowers risk a little", "direction": "lowers",
+         "strength": "a little", "contribution": -0.12},
+    ])
 
 
 def flagged_numbers(practice_code: str) -> list[str]:
