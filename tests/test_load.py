@@ -15,9 +15,9 @@ from sqlalchemy import func, select, text
 
 from app.cli import main
 from app.db import get_engine, session_scope
-from app.load import LoadRefused, load
+from app.load import LoadRefused, encounter_summaries, load
 from app.store import Base, RegisteredModel, ScoreRun
-from conftest import make_model_dir, synthetic_nhs_numbers
+from conftest import make_model_dir, make_records, synthetic_nhs_numbers
 from features.errors import UserInputError
 from features.records import read_records, valid_nhs_numbers, write_records
 from nhs_number import is_valid
@@ -215,3 +215,13 @@ def test_half_import_figures(capsys):
 def test_vectorised_nhs_number_check_agrees_with_the_library(values):
     expected = [isinstance(v, str) and len(v) == 10 and v.isascii() and v.isdigit() and is_valid(v) for v in values]
     assert valid_nhs_numbers(pd.Series(values, dtype=object)).tolist() == expected
+
+
+def test_encounter_summaries_match_a_plain_groupby():
+    encounters = make_records().encounters
+    fast = encounter_summaries(encounters).sort_values(["nhs_number", "kind", "year"]).reset_index(drop=True)
+    plain = (encounters.assign(year=encounters["date"].dt.year)
+             .groupby(["nhs_number", "kind", "year"], as_index=False)
+             .agg(count=("date", "size"), last_date=("date", "max")))
+    assert len(fast) == len(plain) > 0
+    assert (fast.astype(str).to_numpy() == plain.astype(str).to_numpy()).all()
