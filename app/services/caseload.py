@@ -129,12 +129,14 @@ def my_caseload(
 def flagged_without_plan(
     session: Session, user: CurrentUser, today: date | None = None, limit: int = 500
 ) -> pd.DataFrame:
-    """Flagged people in this user's scope with no care plan yet, highest risk first."""
+    """Flagged people at this user's practices with no care plan yet, highest risk first."""
     require_role(user, *CASELOAD_ROLES, doing="see people with no care plan")
     today = today or date.today()
     query, _ = _people_query(session, user, today)
     query = (
-        query.where(Score.flagged, CarePlan.nhs_number.is_(None))
+        # the practice filter on scores lets the database use the (run, practice, flagged) index
+        query.where(Score.flagged, CarePlan.nhs_number.is_(None),
+                    Score.practice_code.in_(sorted(user.practice_codes)))
         .order_by(Score.probability.desc())
         .limit(limit)
     )
