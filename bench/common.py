@@ -168,25 +168,30 @@ def format_table(measurements: list[Measurement], title: str = "") -> str:
     return "\n".join(([title] if title else []) + body)
 
 
-def growth_exponents(measurements: list[Measurement]) -> dict[str, float]:
-    """Per step, the slope of log(time) against log(people): 1.0 is linear growth."""
+def growth_exponents(measurements: list[Measurement], field: str = "seconds") -> dict[str, float]:
+    """Per step, the slope of log(time) against log(people): 1.0 is linear growth.
+
+    ``field`` "seconds" (wall) or "cpu_seconds" (steadier when others load the machine).
+    """
     by_step: dict[str, list[Measurement]] = {}
     for m in measurements:
         by_step.setdefault(m.step, []).append(m)
     exponents = {}
     for step, rows in by_step.items():
         sizes = np.array([m.people for m in rows], dtype=float)
-        seconds = np.array([m.seconds for m in rows], dtype=float)
+        seconds = np.array([getattr(m, field) for m in rows], dtype=float)
         if len(set(sizes)) >= 2 and np.all(seconds > 0):
             exponents[step] = float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
     return exponents
 
 
-def format_exponents(exponents: dict[str, float]) -> str:
-    if not exponents:
+def format_exponents(measurements: list[Measurement]) -> str:
+    wall = growth_exponents(measurements)
+    cpu = growth_exponents(measurements, "cpu_seconds")
+    if not wall:
         return ""
-    lines = ["growth exponent (slope of log time vs log people)"]
-    lines += [f"  {step}: {value:.2f}" for step, value in exponents.items()]
+    lines = ["growth exponent (slope of log time vs log people): wall, CPU"]
+    lines += [f"  {step}: {value:.2f}, {cpu.get(step, float('nan')):.2f}" for step, value in wall.items()]
     return "\n".join(lines)
 
 
@@ -272,10 +277,10 @@ def main(
         return measurements
     print()
     print(format_table(measurements, title=f"{script.stem}: {description}"))
-    exponents = growth_exponents(measurements)
+    exponents = format_exponents(measurements)
     if exponents:
         print()
-        print(format_exponents(exponents))
+        print(exponents)
     save_results(script.stem, measurements)
     return measurements
 
@@ -315,6 +320,7 @@ def save_results(name: str, measurements: list[Measurement]) -> Path:
         "cpus": os.cpu_count(),
         "measurements": merged,
         "growth_exponents": growth_exponents(load_measurements(merged)),
+        "growth_exponents_cpu": growth_exponents(load_measurements(merged), "cpu_seconds"),
     }
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nsaved {path.relative_to(REPO)}", file=sys.stderr)

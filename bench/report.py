@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from common import OUT, format_exponents, format_table, growth_exponents, load_measurements
+from common import OUT, format_exponents, format_table, load_measurements
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
         print(f"### {payload['script']}\n")
         print("```")
         print(format_table(measurements))
-        exponents = format_exponents(growth_exponents(measurements))
+        exponents = format_exponents(measurements)
         if exponents:
             print()
             print(exponents)
