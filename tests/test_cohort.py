@@ -126,3 +126,30 @@ def test_truth_never_reaches_the_features(england):
     without = build.build_features(replace(england, truth=None), pd.Timestamp("2024-01-01"))
     assert not any("probability" in column or "truth" in column for column in with_truth.columns)
     pd.testing.assert_frame_equal(with_truth, without)
+
+
+def test_validate_writes_table_json_and_html_with_plots(tmp_path, capsys):
+    import json
+
+    from app.cli import main
+    from synthetic_cohort.validate import Check
+
+    write_population(tmp_path, 3_000, seed=2, profile="leicester", workers=1)
+    assert main(["cohort", "validate", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "prevalence % diabetes (17+)" in table and "targets pass" in table
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert report["profile"] == "leicester" and report["measured"] == len(report["checks"]) > 40
+    assert report["passed"] == sum(check["passed"] for check in report["checks"])
+    diabetes = next(c for c in report["checks"] if c["name"].startswith("prevalence % diabetes"))
+    assert 0 < diabetes["value"] < 100
+    assert (tmp_path / "validation.html").read_text().count("data:image/png;base64,") == 4
+    assert not Check("x", target=1.0, value=2.0, tolerance=0.5, source="").passed
+    assert Check("x", target=1.0, value=1.4, tolerance=0.5, source="").passed
+
+
+def test_validate_rejects_a_folder_without_records(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["cohort", "validate", str(tmp_path / "missing")]) == 2
+    assert "no patients.parquet" in capsys.readouterr().err
