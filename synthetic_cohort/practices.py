@@ -32,8 +32,8 @@ def make_practices(profile: dict, n_patients: int, seed: int) -> Practices:
     cum = np.cumsum(shares) / shares.sum()
     # catchment centres spread over the profile's own deprivation distribution (1 = most deprived)
     quantiles = (np.arange(n) + 0.5) / n
-    centre = 1 + np.searchsorted(cum, quantiles) + (quantiles - np.concatenate([[0], cum])[np.searchsorted(cum, quantiles)]) / shares[np.searchsorted(cum, quantiles)] * shares.sum() - 0.5
-    centre = np.clip(centre, 1, 10)
+    # the decile at each practice's quantile, interpolated within the decile (continuous 1..10)
+    centre = np.clip(np.interp(quantiles, np.concatenate([[0.0], cum]), np.arange(11) + 0.5), 1, 10)
     list_share = rng.lognormal(0.0, cfg["list_size_sd_log"], n)
     kinds = np.where(centre <= 2.5, "deprived inner-city", np.where(centre >= 6, "suburban", "urban"))
     student = n // 2 if n >= 4 else -1

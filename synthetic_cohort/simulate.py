@@ -150,7 +150,7 @@ def admission_log_rate(story: Story, people: dict, age, has, efi) -> np.ndarray:
                                     people["prior"], people["z"])
 
 
-def _solve_admissions(story: Story, people: dict, day: int, rng) -> None:
+def _solve_admissions(story: Story, people: dict, day: int) -> None:
     """Intercepts per (age band, deprivation quintile) so that, with last year's admissions feeding
     this year's risk, the reference population meets the profile's rates by age and deprivation."""
     adm = story.profile["admissions"]
@@ -360,7 +360,7 @@ def _base_story(profile_name: str) -> Story:
     np.add.at(sums, cell, np.exp(story.death_log_multiplier(has, efi, people["care_home"], people["z"])))
     np.add.at(counts, cell, 1)
     story.death_norm = np.where(counts > 20, sums / np.maximum(counts, 1), 1.0)
-    _solve_admissions(story, people, day, rng)
+    _solve_admissions(story, people, day)
     return story
 
 

@@ -10,7 +10,6 @@ construction; the shapes and relative risks around them are the profile's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
@@ -77,10 +76,8 @@ class Story:
         self.care_home_entrants = float(self.profile["care_home"]["entrants_per_person_65_plus"])
         join = np.array(self.profile["registration"]["join_age_band_shares"], dtype=float)
         self.join_age_cum = np.cumsum(join) / join.sum()
-        widths = self.age_band_ends - self.age_band_starts
         group = _age_group(self.age_band_starts)
         group_weights = np.bincount(group, weights=shares, minlength=3) / shares.sum()
-        del widths
         eth = pop["ethnicity"]
         eth_marginal = np.array([eth[g] for g in ETHNIC_GROUPS], dtype=float)
         eth_marginal /= eth_marginal.sum()
