@@ -114,7 +114,8 @@ def make_scores(records: Records, seed: int = 11) -> pd.DataFrame:
         "age_60_plus": ages >= 60,
         "age_18_59_3plus_ltc": (ages >= 18) & (ages < 60) & (counts >= 3),
         "dementia": dementia,
-        "reasons": [json.dumps(TINY_REASONS)] * len(patients),
+        # As the model does: reasons for the top 5% only.
+        "reasons": [json.dumps(TINY_REASONS) if p > 95 else None for p in percentile],
         "missing_predictors": ["[]"] * len(patients),
     })
 

@@ -109,6 +109,8 @@ def test_flagged_list_shows_plan_lead_and_filters(loaded_engine, users):
         assert listed.iloc[0]["reasons"] == "; ".join(r["text"] for r in TINY_REASONS)
         record = patients.patient_record(session, gp, first)
         assert record["reasons"] == TINY_REASONS and record["missing_predictors"] == []
+        last = listed.iloc[-1]["nhs_number"]  # lowest risk: no reasons given
+        assert listed.iloc[-1]["reasons"] == "" and patients.patient_record(session, gp, last)["reasons"] == []
         careplans.save_care_plan(session, gp, first, 0, status="agreed", next_review=REVIEW)
         careplans.assign_lead_professional(session, gp, first, "Dr Asha Rao", "GP", 0)
         agreed = patients.flagged_list(session, gp, plan_statuses=["agreed"])

@@ -66,7 +66,7 @@ def age_on(date_of_birth: date, today: date) -> int:
 def reasons_list(raw: str | None) -> list[dict]:
     """The stored reasons as dicts with at least ``text`` (the model also gives ``feature``,
     ``direction``, ``strength`` and ``contribution``); a plain string becomes ``{"text": ...}``."""
-    if not raw:
+    if not isinstance(raw, str) or not raw:  # None, or NaN from a DataFrame: no reasons given
         return []
     try:
         value = json.loads(raw)
