@@ -11,7 +11,7 @@ from app.db import session_scope
 from app.services import audit, careplans, coverage, patients
 from app.services.access import AccessDenied, NotFound
 from app.services.users import assert_safe_to_start, authenticate, update_user, UnsafeToStart
-from app.store import AuditEvent, CaseloadAssignment, Patient
+from app.store import AuditEvent, CaseloadAssignment, Patient, Score
 from features.errors import UserInputError
 
 REVIEW = date.today() + timedelta(days=90)
@@ -62,13 +62,15 @@ def test_practice_user_cannot_change_another_practices_person(loaded_engine, use
 def test_navigator_reaches_caseload_outside_their_practices(loaded_engine, users):
     navigator = users["navigator1"]
     with session_scope(loaded_engine, write=True) as session:
-        outside = session.scalars(select(Patient.nhs_number).where(Patient.practice_code == "P003")
-                                  .order_by(Patient.nhs_number).limit(2)).all()
+        outside = session.scalars(select(Score.nhs_number).where(Score.practice_code == "P003", Score.flagged)
+                                  .order_by(Score.nhs_number).limit(2)).all()
         with pytest.raises(AccessDenied):
             patients.patient_record(session, navigator, outside[0])
         session.add(CaseloadAssignment(nhs_number=outside[0], navigator_username="navigator1", assigned_by="test"))
         session.flush()
         assert patients.patient_record(session, navigator, outside[0])["practice_code"] == "P003"
+        listed = set(patients.flagged_list(session, navigator)["nhs_number"])
+        assert outside[0] in listed and outside[1] not in listed
         with pytest.raises(AccessDenied, match="or on your caseload"):
             patients.patient_record(session, navigator, outside[1])
 

@@ -92,6 +92,21 @@ def person_scope(user: CurrentUser) -> ColumnElement[bool]:
     return false()
 
 
+def score_scope(user: CurrentUser) -> ColumnElement[bool]:
+    """``person_scope`` restated on ``Score`` (which carries practice_code), so list queries can use
+    the index on (run_id, practice_code, flagged); always combined with ``person_scope``."""
+    from app.store import Score
+
+    if user.role in (Role.PRACTICE, Role.MDT):
+        return Score.practice_code.in_(sorted(user.practice_codes))
+    if user.role == Role.NAVIGATOR:
+        caseload = select(CaseloadAssignment.nhs_number).where(
+            CaseloadAssignment.navigator_username == user.username
+        )
+        return or_(Score.practice_code.in_(sorted(user.practice_codes)), Score.nhs_number.in_(caseload))
+    return false()
+
+
 def check_person_access(
     session: Session, user: CurrentUser, nhs_number: str, doing: str = "open"
 ) -> Patient:

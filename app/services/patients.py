@@ -18,6 +18,7 @@ from app.services.access import (
     check_practice_access,
     person_scope,
     require_person_level,
+    score_scope,
 )
 from app.services.careplans import (
     PLAN_STATUSES,
@@ -121,14 +122,14 @@ def flagged_list(
         .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Patient.nhs_number)
         .outerjoin(CarePlan, CarePlan.nhs_number == Patient.nhs_number)
         .outerjoin(CaseloadAssignment, CaseloadAssignment.nhs_number == Patient.nhs_number)
-        .where(Score.flagged, person_scope(user))
+        .where(Score.flagged, score_scope(user), person_scope(user))
         .order_by(Score.probability.desc(), Patient.nhs_number)
     )
     if flags:
         query = query.where(or_(*[getattr(Score, f) for f in flags]))
     if practice_code:
         check_practice_access(user, practice_code)
-        query = query.where(Patient.practice_code == practice_code)
+        query = query.where(Score.practice_code == practice_code, Patient.practice_code == practice_code)
     if search and search.strip():
         term = search.strip()
         digits = term.replace(" ", "")
