@@ -69,15 +69,21 @@ def _disclose(long: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def _roll_up(raw: pd.DataFrame, session: Session, level: str) -> pd.DataFrame:
-    """Sum raw counts to the level, then one row per (unit, group)."""
-    if level not in LEVELS:
-        raise UserInputError(f"Coverage level {level!r} is not one of {', '.join(LEVELS)}.")
-    practices = pd.DataFrame(
+def _practices(session: Session) -> pd.DataFrame:
+    return pd.DataFrame(
         session.execute(select(Practice.practice_code, Practice.practice_name, Practice.pcn_code,
                                Pcn.pcn_name).join(Pcn, Pcn.pcn_code == Practice.pcn_code)).all(),
         columns=["practice_code", "practice_name", "pcn_code", "pcn_name"],
     )
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise UserInputError(f"Coverage level {level!r} is not one of {', '.join(LEVELS)}.")
+
+
+def _roll_up(raw: pd.DataFrame, practices: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Sum raw counts to the level, then one row per (unit, group)."""
     frame = raw.merge(practices, on="practice_code", how="left")
     if level == "practice":
         frame["code"], frame["unit_name"] = frame["practice_code"], frame["practice_name"]
@@ -101,8 +107,9 @@ def coverage(session: Session, user: CurrentUser, level: str = "practice", today
     ``flagged``/``covered`` are nullable integers (NA = suppressed, 1-7), ``percent`` is computed
     from the rounded counts (NA when either is suppressed or nobody is flagged).
     """
+    _check_level(level)
     today = today or date.today()
-    long = _roll_up(_raw_counts(session, user, today), session, level)
+    long = _roll_up(_raw_counts(session, user, today), _practices(session), level)
     result = _disclose(long).loc[:, list(COVERAGE_COLUMNS)].reset_index(drop=True)
     audit.record(session, user, "coverage_view", "coverage", level, detail=f"{len(result)} rows")
     return result
@@ -127,6 +134,7 @@ def coverage_trend(
     """
     if not 1 <= months <= 60:
         raise UserInputError(f"The trend covers 1 to 60 months, not {months}.")
+    _check_level(level)
     today = today or date.today()
     run = current_run(session)
     if run is None:
@@ -151,6 +159,9 @@ def coverage_trend(
     ).all(), columns=["nhs_number", "version", "name", "changed_at"])
     for frame in (plans, leads):
         frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True)
+    practices_table = _practices(session)
+    flags = {group: people[group].to_numpy(dtype=bool) for group in FLAGS}
+    people_ids = people["nhs_number"].astype(object)  # hashtable look-ups, not the Arrow string loop
     results = []
     for month_end in _month_ends(months, today):
         cutoff = pd.Timestamp(datetime.combine(month_end, time.max, timezone.utc))
@@ -159,14 +170,13 @@ def coverage_trend(
         in_date = plan_now[(plan_now["status"] == "agreed")
                            & (pd.to_datetime(plan_now["next_review"]) >= pd.Timestamp(month_end))]
         covered_ids = set(in_date["nhs_number"]) & set(lead_now.loc[lead_now["name"].notna(), "nhs_number"])
-        raw = people.copy()
-        is_covered = raw["nhs_number"].isin(covered_ids)
+        is_covered = people_ids.isin(list(covered_ids)).to_numpy()
+        counts = {"practice_code": people["practice_code"]}
         for group in FLAGS:
-            raw[f"{group}_flagged"] = raw[group].astype(int)
-            raw[f"{group}_covered"] = (raw[group] & is_covered).astype(int)
-        raw = raw.groupby("practice_code", as_index=False)[
-            [f"{g}_{k}" for g in FLAGS for k in ("flagged", "covered")]].sum()
-        long = _disclose(_roll_up(raw, session, level))
+            counts[f"{group}_flagged"] = flags[group].astype(int)
+            counts[f"{group}_covered"] = (flags[group] & is_covered).astype(int)
+        raw = pd.DataFrame(counts).groupby("practice_code", as_index=False).sum()
+        long = _disclose(_roll_up(raw, practices_table, level))
         long.insert(0, "month", month_end)
         results.append(long)
     result = pd.concat(results, ignore_index=True).loc[:, ["month", *COVERAGE_COLUMNS]]
