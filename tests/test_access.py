@@ -43,10 +43,12 @@ def test_practice_user_reads_only_their_practices(loaded_engine, users):
     with session_scope(loaded_engine) as session:
         with pytest.raises(AccessDenied):
             patients.flagged_list(session, practice1, practice_code="P003")
-    with session_scope(loaded_engine) as session:  # ...but the refusal is on the record
-        assert _denials(session) == before + 1
-        denial = session.scalars(select(AuditEvent).where(AuditEvent.action == "access_denied")).one()
-        assert (denial.username, denial.entity_id) == ("practice1", other)
+    with session_scope(loaded_engine) as session:  # ...but both refusals are on the record
+        assert _denials(session) == before + 2
+        denials = session.scalars(select(AuditEvent).where(AuditEvent.action == "access_denied")
+                                  .order_by(AuditEvent.id)).all()
+        assert [(d.username, d.entity, d.entity_id) for d in denials] == [
+            ("practice1", "patient", other), ("practice1", "practice", "P003")]
 
 
 def test_practice_user_cannot_change_another_practices_person(loaded_engine, users):
@@ -181,3 +183,30 @@ def test_cli_adds_a_real_user_who_can_sign_in(loaded_url, loaded_engine, monkeyp
     with session_scope(loaded_engine) as session:
         user = authenticate(session, "dr.rao", "correct horse battery")
     assert user is not None and user.practice_codes == {"P003"}
+
+
+@pytest.mark.parametrize("role_user", ["commissioner", "admin"])
+def test_aggregate_roles_refused_person_level_reads_are_audited(loaded_engine, users, role_user):
+    from app.services import caseload, meetings
+
+    user = users[role_user]
+    with session_scope(loaded_engine) as session:
+        someone = _person_at(session, "P001")
+        before = _denials(session)
+    refused_reads = [
+        lambda s: patients.flagged_list(s, user),
+        lambda s: patients.patient_record(s, user, someone),
+        lambda s: caseload.my_caseload(s, user, "navigator1"),
+        lambda s: caseload.flagged_without_plan(s, user),
+        lambda s: meetings.list_meetings(s, user),
+    ]
+    for read in refused_reads:
+        with pytest.raises(AccessDenied, match="cannot"):
+            with session_scope(loaded_engine) as session:
+                read(session)
+    with session_scope(loaded_engine) as session:
+        assert _denials(session) == before + len(refused_reads)
+        denials = session.scalars(select(AuditEvent).where(AuditEvent.action == "access_denied")
+                                  .order_by(AuditEvent.id.desc()).limit(len(refused_reads))).all()
+        assert {(d.username, d.role) for d in denials} == {(role_user, role_user)}
+        assert "flagged_list" in {d.entity for d in denials}

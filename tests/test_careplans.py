@@ -122,3 +122,33 @@ def test_flagged_list_shows_plan_lead_and_filters(loaded_engine, users):
         assert dementia["dementia"].all()
         found = patients.flagged_list(session, gp, search=first[:6])
         assert first in set(found["nhs_number"])
+
+
+def test_list_caseload_agenda_and_plan_agree_on_every_status(loaded_engine, users):
+    """One status rule: the flagged list, the navigator's caseload, an MDT agenda and the plan itself
+    say the same for none, draft, agreed, review due (the day after the review date, not on it) and closed."""
+    from app.services import caseload, meetings
+
+    navigator = users["navigator1"]
+    review = date.today() + timedelta(days=30)
+    with session_scope(loaded_engine, write=True) as session:
+        mine = caseload.my_caseload(session, navigator)
+        no_plan, draft, agreed, closed = mine.loc[mine["practice_code"] == "P001", "nhs_number"].tolist()[:4]
+        careplans.save_care_plan(session, navigator, draft, 0, status="draft")
+        careplans.save_care_plan(session, navigator, agreed, 0, status="agreed", next_review=review)
+        careplans.save_care_plan(session, navigator, closed, 0, status="draft")
+        careplans.save_care_plan(session, navigator, closed, 1, status="closed", close_reason="declined")
+        meeting = meetings.create_meeting(session, navigator, "P001", review, ["GP"])["meeting_id"]
+        meetings.add_to_agenda(session, navigator, meeting, [no_plan, draft, agreed, closed])
+    expected = {no_plan: "none", draft: "draft", closed: "closed"}
+    for today, agreed_status in ((review, "agreed"), (review + timedelta(days=1), "review_due")):
+        with session_scope(loaded_engine) as session:
+            views = {
+                "list": patients.flagged_list(session, navigator, today=today),
+                "caseload": caseload.my_caseload(session, navigator, today=today),
+                "agenda": meetings.agenda(session, navigator, meeting, today=today),
+            }
+            for nhs, status in {**expected, agreed: agreed_status}.items():
+                seen = {name: frame.set_index("nhs_number").loc[nhs, "plan_status"] for name, frame in views.items()}
+                seen["plan"] = careplans.get_care_plan(session, navigator, nhs, today=today)["status"]
+                assert set(seen.values()) == {status}, (nhs, seen)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NoReturn
 
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
-from app.store import CaseloadAssignment, Patient, Practice
+from app.store import CaseloadAssignment, Patient, Practice, Score
 
 
 class Role(StrEnum):
@@ -68,57 +69,60 @@ class CurrentUser:
         return self.role in PERSON_LEVEL_ROLES
 
 
-def require_role(user: CurrentUser, *roles: Role, doing: str) -> None:
+def refuse(session: Session, user: CurrentUser, message: str, entity: str, entity_id: str | None = None) -> NoReturn:
+    """Record a refusal (kept even though the caller rolls back) and raise ``AccessDenied``."""
+    from app.services import audit  # audit imports this module
+
+    audit.record(session, user, "access_denied", entity, entity_id, detail=message, independent=True)
+    raise AccessDenied(message)
+
+
+def require_role(session: Session, user: CurrentUser, *roles: Role, doing: str, entity: str = "role") -> None:
+    """Refuse (audited) unless the user has one of ``roles``; ``doing`` completes "cannot ..."."""
     if user.role not in roles:
         allowed = ", ".join(ROLE_LABELS[r] for r in roles)
-        raise AccessDenied(f"{user.role_label} users cannot {doing}; only {allowed} can.")
+        refuse(session, user, f"{user.role_label} users cannot {doing}; only {allowed} can.", entity)
 
 
-def require_person_level(user: CurrentUser, doing: str = "see identifiable records") -> None:
-    require_role(user, *sorted(PERSON_LEVEL_ROLES), doing=doing)
+def require_person_level(session: Session, user: CurrentUser, doing: str = "see identifiable records",
+                         entity: str = "patient") -> None:
+    require_role(session, user, *sorted(PERSON_LEVEL_ROLES), doing=doing, entity=entity)
 
 
-def person_scope(user: CurrentUser) -> ColumnElement[bool]:
-    """A WHERE clause on ``Patient`` selecting the people this user may see (none for others)."""
+def _scope(user: CurrentUser, practice_code, nhs_number) -> ColumnElement[bool]:
+    """The people this user may see, as a WHERE clause on the given practice and NHS number columns."""
     if user.role in (Role.PRACTICE, Role.MDT):
-        return Patient.practice_code.in_(sorted(user.practice_codes))
+        return practice_code.in_(sorted(user.practice_codes))
     if user.role == Role.NAVIGATOR:
         caseload = select(CaseloadAssignment.nhs_number).where(
             CaseloadAssignment.navigator_username == user.username
         )
-        return or_(
-            Patient.practice_code.in_(sorted(user.practice_codes)), Patient.nhs_number.in_(caseload)
-        )
+        return or_(practice_code.in_(sorted(user.practice_codes)), nhs_number.in_(caseload))
     return false()
+
+
+def person_scope(user: CurrentUser) -> ColumnElement[bool]:
+    """A WHERE clause on ``Patient`` selecting the people this user may see (none for others)."""
+    return _scope(user, Patient.practice_code, Patient.nhs_number)
 
 
 def score_scope(user: CurrentUser) -> ColumnElement[bool]:
     """``person_scope`` restated on ``Score`` (which carries practice_code), so list queries can use
     the index on (run_id, practice_code, flagged); always combined with ``person_scope``."""
-    from app.store import Score
-
-    if user.role in (Role.PRACTICE, Role.MDT):
-        return Score.practice_code.in_(sorted(user.practice_codes))
-    if user.role == Role.NAVIGATOR:
-        caseload = select(CaseloadAssignment.nhs_number).where(
-            CaseloadAssignment.navigator_username == user.username
-        )
-        return or_(Score.practice_code.in_(sorted(user.practice_codes)), Score.nhs_number.in_(caseload))
-    return false()
+    return _scope(user, Score.practice_code, Score.nhs_number)
 
 
 def check_person_access(
     session: Session, user: CurrentUser, nhs_number: str, doing: str = "open"
 ) -> Patient:
     """The person, if this user may see them; otherwise NotFound/AccessDenied (and an audit row)."""
-    from app.services import audit
-
     nhs_number = normalise_nhs_number(nhs_number)
     if not user.sees_people:
-        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing, independent=True)
-        raise AccessDenied(f"{user.role_label} users cannot {doing} a person's record.")
+        refuse(session, user, f"{user.role_label} users cannot {doing} a person's record.", "patient", nhs_number)
     patient = session.get(Patient, nhs_number)
     if patient is None:
+        from app.services import audit  # audit imports this module
+
         audit.record(session, user, "access_denied", "patient", nhs_number, detail="not found",
                      independent=True)
         raise NotFound(f"There is no person with NHS number {nhs_number} in the store.")
@@ -126,11 +130,10 @@ def check_person_access(
         Patient.nhs_number == nhs_number, person_scope(user)
     ))
     if allowed is None:
-        audit.record(session, user, "access_denied", "patient", nhs_number, detail=doing, independent=True)
-        raise AccessDenied(
-            f"NHS number {nhs_number} is not registered at your practices"
-            f"{' or on your caseload' if user.role == Role.NAVIGATOR else ''}, so you cannot {doing} it."
-        )
+        refuse(session, user,
+               f"NHS number {nhs_number} is not registered at your practices"
+               f"{' or on your caseload' if user.role == Role.NAVIGATOR else ''}, so you cannot {doing} it.",
+               "patient", nhs_number)
     return patient
 
 
@@ -155,7 +158,7 @@ def aggregate_practice_codes(session: Session, user: CurrentUser) -> list[str] |
     return sorted(user.practice_codes)
 
 
-def check_practice_access(user: CurrentUser, practice_code: str) -> None:
-    require_person_level(user, "see a practice's list")
+def check_practice_access(session: Session, user: CurrentUser, practice_code: str) -> None:
+    require_person_level(session, user, "see a practice's list", entity="practice")
     if practice_code not in user.practice_codes:
-        raise AccessDenied(f"Practice {practice_code} is not one of your practices.")
+        refuse(session, user, f"Practice {practice_code} is not one of your practices.", "practice", practice_code)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store import AuditEvent
-from app.services.access import AccessDenied, CurrentUser, Role, require_role
+from app.services.access import CurrentUser, Role, require_role
 
 AUDIT_COLUMNS = ("id", "at", "username", "role", "action", "entity", "entity_id", "before", "after", "detail")
 
@@ -80,11 +80,7 @@ def search_audit(
     limit: int = 5000,
 ) -> pd.DataFrame:
     """Audit events, newest first (admins only). ``until`` includes the whole day."""
-    try:
-        require_role(user, Role.ADMIN, doing="read the audit trail")
-    except AccessDenied:
-        record(session, user, "access_denied", "audit", detail="search audit", independent=True)
-        raise
+    require_role(session, user, Role.ADMIN, doing="read the audit trail", entity="audit")
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if username:
         query = query.where(AuditEvent.username == username)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -68,12 +69,21 @@ class StaleEditError(Exception):
 
 
 def derived_status(status: str | None, next_review: date | None, today: date | None = None) -> str:
+    """The lifecycle state shown to people: the stored status, "none" without a plan, and
+    "review_due" for an agreed plan whose review date has passed (on the date itself it is still agreed).
+    The one rule: every view that shows a plan status calls this (or ``derived_statuses``)."""
     if status is None:
         return "none"
     today = today or date.today()
     if status == "agreed" and next_review is not None and next_review < today:
         return "review_due"
     return status
+
+
+def derived_statuses(stored: pd.Series, next_review: pd.Series, today: date) -> list[str]:
+    """``derived_status`` for columns from an outer join (missing plans come back as None or NaN)."""
+    return [derived_status(s if isinstance(s, str) else None, n if isinstance(n, date) else None, today)
+            for s, n in zip(stored, next_review)]
 
 
 def _plan_values(row: CarePlan | CarePlanHistory) -> dict:

@@ -11,19 +11,19 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
 from app.db import require_write_session
 from app.services import audit
-from app.services.careplans import StaleEditError
+from app.services.careplans import StaleEditError, derived_statuses
 from app.services.access import (
-    AccessDenied,
     CurrentUser,
     Role,
     check_person_access,
     person_scope,
+    refuse,
     require_role,
 )
 from app.store import (
@@ -40,32 +40,12 @@ CASELOAD_COLUMNS = [
 ]
 
 
-def refuse(session: Session, user: CurrentUser, message: str, entity: str, entity_id: str | None = None):
-    """Record a refusal (kept even though the caller rolls back) and raise ``AccessDenied``."""
-    audit.record(session, user, "access_denied", entity, entity_id, detail=message, independent=True)
-    raise AccessDenied(message)
-
-
 def current_run_id(session: Session) -> int | None:
     return session.scalar(select(ScoreRun.id).where(ScoreRun.is_current).order_by(ScoreRun.id.desc()))
 
 
-def plan_status_column(today: date):
-    """SQL for the care-plan lifecycle state: none, draft, agreed, review_due or closed."""
-    return case(
-        (CarePlan.status.is_(None), literal("none")),
-        (
-            and_(CarePlan.status == "agreed", CarePlan.next_review.is_not(None),
-                 CarePlan.next_review < today),
-            literal("review_due"),
-        ),
-        else_=CarePlan.status,
-    )
-
-
 def _people_query(session: Session, user: CurrentUser, today: date):
     run_id = current_run_id(session)
-    status = plan_status_column(today).label("plan_status")
     return (
         select(
             Patient.nhs_number,
@@ -74,7 +54,7 @@ def _people_query(session: Session, user: CurrentUser, today: date):
             Patient.practice_code,
             Score.probability,
             func.coalesce(Score.flagged, False).label("flagged"),
-            status,
+            CarePlan.status.label("stored_status"),
             CarePlan.next_review,
             LeadProfessional.name.label("lead_name"),
             LeadProfessional.role.label("lead_role"),
@@ -88,7 +68,7 @@ def _people_query(session: Session, user: CurrentUser, today: date):
         .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Patient.nhs_number)
         .outerjoin(CaseloadAssignment, CaseloadAssignment.nhs_number == Patient.nhs_number)
         .where(person_scope(user))
-    ), status
+    )
 
 
 def _frame(rows, today: date) -> pd.DataFrame:
@@ -96,6 +76,7 @@ def _frame(rows, today: date) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=CASELOAD_COLUMNS)
     frame["name"] = (frame.pop("given_name") + " " + frame.pop("family_name")).str.strip()
+    frame["plan_status"] = derived_statuses(frame.pop("stored_status"), frame["next_review"], today)
     frame["review_overdue"] = frame["plan_status"].eq("review_due")
     return frame[CASELOAD_COLUMNS]
 
@@ -109,18 +90,19 @@ def my_caseload(
     Navigators see their own caseload; practice and MDT users may look at a navigator's caseload,
     limited to their own practices' people.
     """
-    require_role(user, *CASELOAD_ROLES, doing="see a navigator's caseload")
+    require_role(session, user, *CASELOAD_ROLES, doing="see a navigator's caseload")
     today = today or date.today()
     navigator_username = navigator_username or user.username
     if user.role == Role.NAVIGATOR and navigator_username != user.username:
         refuse(session, user, "Care navigators can only open their own caseload.", "caseload", navigator_username)
-    query, status = _people_query(session, user, today)
-    query = query.where(CaseloadAssignment.navigator_username == navigator_username).order_by(
-        case((status == "review_due", 0), (status == "none", 1), else_=2),
-        CarePlan.next_review.asc(),
-        Score.probability.desc(),
-    )
+    query = _people_query(session, user, today).where(CaseloadAssignment.navigator_username == navigator_username)
     frame = _frame(session.execute(query), today)
+    if not frame.empty:  # overdue reviews first, then no plan yet, then the rest; soonest review, highest risk
+        urgency = frame["plan_status"].map({"review_due": 0, "none": 1}).fillna(2)
+        order = pd.DataFrame({"urgency": urgency, "review": pd.to_datetime(frame["next_review"]),
+                              "risk": -frame["probability"].astype(float)})
+        frame = frame.loc[order.sort_values(["urgency", "review", "risk"], na_position="last").index]
+        frame = frame.reset_index(drop=True)
     audit.record(session, user, "caseload_view", "caseload", navigator_username,
                  detail=f"{len(frame)} people")
     return frame
@@ -130,12 +112,11 @@ def flagged_without_plan(
     session: Session, user: CurrentUser, today: date | None = None, limit: int = 500
 ) -> pd.DataFrame:
     """Flagged people at this user's practices with no care plan yet, highest risk first."""
-    require_role(user, *CASELOAD_ROLES, doing="see people with no care plan")
+    require_role(session, user, *CASELOAD_ROLES, doing="see people with no care plan")
     today = today or date.today()
-    query, _ = _people_query(session, user, today)
     query = (
         # the practice filter on scores lets the database use the (run, practice, flagged) index
-        query.where(Score.flagged, CarePlan.nhs_number.is_(None),
+        _people_query(session, user, today).where(Score.flagged, CarePlan.nhs_number.is_(None),
                     Score.practice_code.in_(sorted(user.practice_codes)))
         .order_by(Score.probability.desc())
         .limit(limit)
@@ -147,7 +128,7 @@ def flagged_without_plan(
 
 def navigator_capacity(session: Session, user: CurrentUser) -> pd.DataFrame:
     """Navigators sharing a practice with this user: caseload size, capacity and whether over it."""
-    require_role(user, *CASELOAD_ROLES, Role.ADMIN, doing="see navigator capacity")
+    require_role(session, user, *CASELOAD_ROLES, Role.ADMIN, doing="see navigator capacity")
     counts = (
         select(CaseloadAssignment.navigator_username, func.count().label("people"))
         .group_by(CaseloadAssignment.navigator_username)
@@ -192,7 +173,7 @@ def assign_to_navigator(
     Returns the new assignment with ``over_capacity`` so the page can warn.
     """
     require_write_session(session)
-    require_role(user, *CASELOAD_ROLES, doing="assign people to a care navigator")
+    require_role(session, user, *CASELOAD_ROLES, doing="assign people to a care navigator")
     patient = check_person_access(session, user, nhs_number, doing="assign")
     navigator = _navigator(session, navigator_username)
     if patient.practice_code not in (navigator.practice_codes or ()):
@@ -258,7 +239,7 @@ def _raise_stale(expected_version: int | None, current: CaseloadAssignment | Non
 def set_capacity(session: Session, user: CurrentUser, navigator_username: str, capacity) -> int:
     """A navigator sets their own capacity (admins use the users service for anyone)."""
     require_write_session(session)
-    require_role(user, Role.NAVIGATOR, doing="set a caseload capacity")
+    require_role(session, user, Role.NAVIGATOR, doing="set a caseload capacity")
     if navigator_username != user.username:
         refuse(session, user, "Care navigators can only set their own caseload capacity.", "user",
                navigator_username)

@@ -25,9 +25,10 @@ from app.services.access import (
     Role,
     check_person_access,
     normalise_nhs_number,
+    refuse,
     require_role,
 )
-from app.services.caseload import current_run_id, plan_status_column, refuse
+from app.services.caseload import current_run_id
 from app.store import CarePlan, LeadProfessional, MdtAgendaItem, MdtMeeting, Patient, Practice, Score
 
 MEETING_ROLES = (Role.PRACTICE, Role.MDT, Role.NAVIGATOR)
@@ -100,7 +101,7 @@ def create_meeting(
 
 def list_meetings(session: Session, user: CurrentUser, from_date: date | None = None) -> pd.DataFrame:
     """Meetings at this user's practices (optionally from a date on), soonest first, with counts."""
-    require_role(user, *MEETING_ROLES, doing="see MDT meetings")
+    require_role(session, user, *MEETING_ROLES, doing="see MDT meetings")
     counts = (
         select(MdtAgendaItem.meeting_id, func.count().label("people"),
                func.count(MdtAgendaItem.outcome).label("outcomes"))
@@ -175,7 +176,7 @@ def agenda(session: Session, user: CurrentUser, meeting_id: Any, today: date | N
             MdtAgendaItem.id.label("item_id"), MdtAgendaItem.position, MdtAgendaItem.nhs_number,
             func.coalesce(Patient.given_name, "").label("given_name"),
             func.coalesce(Patient.family_name, "").label("family_name"),
-            Score.probability, plan_status_column(today).label("plan_status"),
+            Score.probability, CarePlan.status.label("stored_status"), CarePlan.next_review,
             LeadProfessional.name.label("lead_name"), LeadProfessional.role.label("lead_role"),
             MdtAgendaItem.outcome, MdtAgendaItem.outcome_reason, MdtAgendaItem.version,
         )
@@ -190,6 +191,7 @@ def agenda(session: Session, user: CurrentUser, meeting_id: Any, today: date | N
     if frame.empty:
         return pd.DataFrame(columns=AGENDA_COLUMNS)
     frame["name"] = (frame.pop("given_name") + " " + frame.pop("family_name")).str.strip()
+    frame["plan_status"] = careplans.derived_statuses(frame["stored_status"], frame["next_review"], today)
     audit.record(session, user, "agenda_view", "mdt_meeting", str(meeting.id), detail=f"{len(frame)} people")
     return frame[AGENDA_COLUMNS]
 

@@ -23,7 +23,7 @@ from app.services.access import (
 from app.services.careplans import (
     PLAN_STATUSES,
     care_plan_history,
-    derived_status,
+    derived_statuses,
     lead_professional_history,
     plan_snapshot,
     _current,
@@ -95,7 +95,7 @@ def flagged_list(
     ``flags``: keep people with any of these flags; ``plan_statuses``: any of ``PLAN_STATUSES``;
     ``search``: part of a name or the start of an NHS number. One audit row per call.
     """
-    require_person_level(user, "see the high-risk list")
+    require_person_level(session, user, "see the high-risk list", entity="flagged_list")
     today = today or date.today()
     unknown = set(flags or ()) - set(FLAGS)
     if unknown:
@@ -128,7 +128,7 @@ def flagged_list(
     if flags:
         query = query.where(or_(*[getattr(Score, f) for f in flags]))
     if practice_code:
-        check_practice_access(user, practice_code)
+        check_practice_access(session, user, practice_code)
         query = query.where(Score.practice_code == practice_code, Patient.practice_code == practice_code)
     if search and search.strip():
         term = search.strip()
@@ -145,10 +145,7 @@ def flagged_list(
         frame["name"] = frame["family_name"].fillna("").str.upper() + ", " + frame["given_name"].fillna("")
         frame["age"] = [age_on(d, today) for d in frame["date_of_birth"]]
         frame["reasons"] = [reasons_text(r) for r in frame["reasons"]]
-        frame["plan_status"] = [
-            derived_status(s if isinstance(s, str) else None, n if isinstance(n, date) else None, today)
-            for s, n in zip(frame["stored_status"], frame["next_review"])
-        ]
+        frame["plan_status"] = derived_statuses(frame["stored_status"], frame["next_review"], today)
         frame["plan_version"] = frame["plan_version"].fillna(0).astype(int)
         frame["review_due"] = frame["plan_status"] == "review_due"
         if plan_statuses:
