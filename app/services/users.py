@@ -18,6 +18,9 @@ from app.services.access import CurrentUser, Role, require_role
 from app.store import User
 
 _hasher = PasswordHasher()
+# Demo passwords are published (username + suffix), so a slow hash protects nothing; a cheap one
+# keeps a first load from spending seconds on them. Any password a person sets uses ``_hasher``.
+_demo_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 # Verified against when the username is unknown, so timing does not reveal which usernames exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
 
@@ -89,7 +92,7 @@ def _insert_user(session, *, username, display_name, role, password, practice_co
         username=username,
         display_name=display_name or username,
         role=parsed.value,
-        password_hash=hash_password(password),
+        password_hash=(_demo_hasher if is_demo else _hasher).hash(password),
         practice_codes=sorted(practice_codes),
         pcn_codes=sorted(pcn_codes),
         caseload_capacity=(
@@ -114,7 +117,7 @@ def _public(row: User) -> dict:
 def create_user(session: Session, admin: CurrentUser, **fields) -> dict:
     """Admins add users (fields as ``_insert_user``); the password never reaches the audit trail."""
     require_write_session(session)
-    require_role(admin, Role.ADMIN, doing="manage users")
+    require_role(session, admin, Role.ADMIN, doing="manage users")
     row = _insert_user(session, **fields)
     after = _public(row)
     audit.record(session, admin, "user_create", "user", row.username, after=after)
@@ -124,7 +127,7 @@ def create_user(session: Session, admin: CurrentUser, **fields) -> dict:
 def update_user(session: Session, admin: CurrentUser, username: str, **changes) -> dict:
     """Change display_name, role, practice_codes, pcn_codes, caseload_capacity, active or password."""
     require_write_session(session)
-    require_role(admin, Role.ADMIN, doing="manage users")
+    require_role(session, admin, Role.ADMIN, doing="manage users")
     row = session.get(User, username)
     if row is None:
         raise UserInputError(f"There is no user called {username}.")
@@ -150,7 +153,7 @@ def update_user(session: Session, admin: CurrentUser, username: str, **changes) 
 
 
 def list_users(session: Session, admin: CurrentUser) -> list[dict]:
-    require_role(admin, Role.ADMIN, doing="manage users")
+    require_role(session, admin, Role.ADMIN, doing="manage users")
     return [_public(row) for row in session.scalars(select(User).order_by(User.role, User.username))]
 
 
