@@ -42,6 +42,7 @@ from app.store import (
     CaseloadAssignment,
     Condition,
     EncounterSummary,
+    Patient,
     RegisteredModel,
     Score,
     ScoreRun,
@@ -54,6 +55,11 @@ KEEP_PREVIOUS_RUNS = 1  # the run before the current one stays, for comparison
 FLAG_COLUMNS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 DEMO_CASELOAD_SIZE = 40
 SQLITE_LOAD_CACHE_KIB = 256 * 1024
+SCORE_METADATA_KEYS = {  # what the loader records -> schema metadata keys, most specific first
+    "model_sha256": ("proactive_care.model_sha256", "model_sha256"),
+    "index_date": ("proactive_care.index_date", "index_date"),
+}
+IN_CLAUSE_CHUNK = 5_000  # values per IN (...) list: well under SQLite's bound-parameter limit
 
 SCORES_SCHEMA = pa.DataFrameSchema(
     {
@@ -148,6 +154,18 @@ def _json_list(value) -> str | None:
     return json.dumps([str(v) for v in list(value)])
 
 
+def score_metadata(raw: dict[bytes, bytes]) -> dict[str, str]:
+    """``model_sha256`` and ``index_date`` from a score file's Arrow schema metadata, preferring the
+    keys `proactive-care score` writes (``proactive_care.*``) over older unprefixed ones."""
+    text = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
+    meta = {}
+    for name, keys in SCORE_METADATA_KEYS.items():
+        value = next((text[key] for key in keys if text.get(key)), None)
+        if value:
+            meta[name] = value
+    return meta
+
+
 def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
     """The score file, its metadata (model_sha256, index_date if present) and any problems."""
     path = Path(path)
@@ -158,8 +176,8 @@ def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame
         raw_meta = pq.read_schema(path).metadata or {}
     except Exception as error:
         return None, {}, [RecordProblem(path.name, None, None, f"cannot be read ({type(error).__name__}: {error})")]
-    meta = {k.decode(): v.decode() for k, v in raw_meta.items() if k in (b"model_sha256", b"index_date")}
-    for column in ("model_sha256", "index_date"):
+    meta = score_metadata(raw_meta)
+    for column in SCORE_METADATA_KEYS:  # older files: one value repeated in a column
         if column in frame.columns and frame[column].nunique() == 1:
             meta.setdefault(column, str(frame[column].iloc[0])[:64])
     if "nhs_number" not in frame.columns and frame.index.name == "nhs_number":
@@ -303,12 +321,17 @@ def load(
     model_dir: str | Path | None = None,
     database_url: str | None = None,
     *,
+    add_to_current: bool = False,
     engine: Engine | None = None,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
     today: date | None = None,
 ) -> LoadSummary:
     """Validate the records and scores, then write them and make the new score run current.
+
+    With ``add_to_current`` the records' practices (e.g. an imported population) join the current
+    run alongside the practices already in it instead of replacing it; refused if any of their
+    practice codes or NHS numbers is already there.
 
     All-or-nothing: any problem raises ``LoadRefused`` listing every problem before anything is
     written; the writes share one transaction, so an interrupted load changes nothing.
@@ -329,13 +352,66 @@ def load(
     owns_engine = engine is None
     engine = engine or get_engine(database_url)
     try:
-        return _write(engine, records, scores, meta, model_dir, str(scores_path), progress, on_chunk, started)
+        return _write(engine, records, scores, meta, model_dir, str(scores_path), progress, on_chunk, started,
+                      add_to_current)
     finally:
         if owns_engine:
             engine.dispose()
 
 
-def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk, started) -> LoadSummary:
+def _checked_model(session, meta: dict, model_dir) -> str:
+    """The sha256 of the model that made the scores, which must be registered (``--model`` registers it)."""
+    declared = meta.get("model_sha256")
+    sha = register_model(session, model_dir) if model_dir is not None else declared
+    if model_dir is not None and declared and declared != sha:
+        raise LoadRefused(
+            f"The score file was made by model {declared[:12]}… but --model is {sha[:12]}…; nothing was loaded."
+        )
+    if not sha:
+        raise LoadRefused(
+            "The score file does not say which model made it; pass --model MODEL_DIR. Nothing was loaded."
+        )
+    if session.get(RegisteredModel, sha) is None:
+        raise LoadRefused(
+            f"The model {sha[:12]}… that made these scores is not registered; register it with "
+            "--model MODEL_DIR. Nothing was loaded."
+        )
+    return sha
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i:i + IN_CLAUSE_CHUNK] for i in range(0, len(values), IN_CLAUSE_CHUNK)]
+
+
+def _found(session, column, values: list, *where) -> list:
+    """The ``values`` present in ``column`` (rows matching ``where``), asked in chunks."""
+    return sorted({v for chunk in _chunks(values) for v in session.scalars(select(column).where(column.in_(chunk), *where))})
+
+
+def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[str]) -> ScoreRun:
+    """The current run, if these practices and people may join it; otherwise ``LoadRefused`` (audited)."""
+    run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
+    problem = None
+    if run is None:
+        problem = "there is no current score run to add to; load a population without --add-to-current first"
+    elif run.model_sha256 != sha:
+        problem = (f"the current run was scored by model {run.model_sha256[:12]}… and these scores by "
+                   f"{sha[:12]}…; one run holds one model's scores")
+    elif clash := _found(session, Score.practice_code, practice_codes, Score.run_id == run.id):
+        problem = f"practice code(s) {', '.join(clash[:5])} are already in the current run"
+    elif clash := (_found(session, Score.nhs_number, people, Score.run_id == run.id)
+                   or _found(session, Patient.nhs_number, people, Patient.practice_code.not_in(practice_codes))):
+        problem = (f"{len(clash):,} NHS number(s) (e.g. {clash[0]}) already belong to people in the current run "
+                   "or at another practice")
+    if problem:
+        audit.record(session, LOADER, "score_run_add_refused", "score_run", str(run.id) if run else None,
+                     detail=problem, independent=True)
+        raise LoadRefused(f"Nothing was added: {problem}.")
+    return run
+
+
+def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk, started,
+           add_to_current=False) -> LoadSummary:
     patients = _patients_frame(records).sort_values("nhs_number", ignore_index=True)
     practices = records.practices.astype(str)
     conditions = records.conditions.loc[:, ["nhs_number", "condition", "diagnosed_on"]].assign(
@@ -349,22 +425,12 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
     for column in ("reasons", "missing_predictors"):
         score_rows[column] = [_json_list(v) for v in score_rows[column]] if column in score_rows.columns else None
     index_date = pd.to_datetime(meta.get("index_date"), errors="coerce") if meta.get("index_date") else None
+    index_date = index_date.date() if index_date is not None and not pd.isna(index_date) else None
     with session_scope(engine, write=True) as session:
-        declared = meta.get("model_sha256")
-        sha = register_model(session, model_dir) if model_dir is not None else declared
-        if model_dir is not None and declared and declared != sha:
-            raise LoadRefused(
-                f"The score file was made by model {declared[:12]}… but --model is {sha[:12]}…; nothing was loaded."
-            )
-        if not sha:
-            raise LoadRefused(
-                "The score file does not say which model made it; pass --model MODEL_DIR. Nothing was loaded."
-            )
-        if session.get(RegisteredModel, sha) is None:
-            raise LoadRefused(
-                f"The model {sha[:12]}… that made these scores is not registered; register it with "
-                "--model MODEL_DIR. Nothing was loaded."
-            )
+        sha = _checked_model(session, meta, model_dir)
+        people = patients["nhs_number"].tolist()
+        if add_to_current:
+            run = _run_to_add_to(session, sha, sorted(practices["practice_code"].unique()), people)
         connection = session.connection()
         if connection.dialect.name == "sqlite":
             # A big page cache for this connection: index pages stay in memory during bulk inserts.
@@ -372,31 +438,44 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         _upsert(connection, "pcns", practices[["pcn_code", "pcn_name"]].drop_duplicates("pcn_code"), "pcn_code")
         _upsert(connection, "practices", practices[["practice_code", "practice_name", "pcn_code"]], "practice_code")
         _upsert(connection, "patients", patients, "nhs_number")
-        connection.execute(delete(Condition))
+        if add_to_current:  # these people only (they may be there from an earlier add)
+            for chunk in _chunks(people):
+                connection.execute(delete(Condition).where(Condition.nhs_number.in_(chunk)))
+                connection.execute(delete(EncounterSummary).where(EncounterSummary.nhs_number.in_(chunk)))
+        else:
+            connection.execute(delete(Condition))
+            connection.execute(delete(EncounterSummary))
         bulk_insert(connection, "conditions", conditions)
-        connection.execute(delete(EncounterSummary))
         bulk_insert(connection, "encounter_summaries", summaries)
-        run = ScoreRun(model_sha256=sha, index_date=index_date.date() if index_date is not None and not pd.isna(index_date) else None,
-                       source=source[-500:], people=len(score_rows), is_current=False)
-        session.add(run)
-        session.flush()
+        if not add_to_current:
+            run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False)
+            session.add(run)
+            session.flush()
         columns = ["nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
                    *FLAG_COLUMNS, "flagged", "reasons", "missing_predictors"]
         frame = score_rows.loc[:, columns]
         frame.insert(0, "run_id", run.id)
         with tqdm(total=len(frame), desc="scores", unit="row", disable=not progress, leave=False) as bar:
             bulk_insert(connection, "scores", frame, on_chunk=on_chunk, progress=bar)
-        # The switch: in the same transaction as every row above, so readers see all or nothing.
-        connection.execute(update(ScoreRun).values(is_current=ScoreRun.id == run.id))
+        connection.execute(update(ScoreRun).where(ScoreRun.id == run.id)
+                           .values(people=ScoreRun.people + len(score_rows)))
+        after = {"people": len(score_rows), "model_sha256": sha, "patients": len(patients)}
         demo_created = []
-        if settings.demo_mode():
-            pairs = list(zip(practices["practice_code"], practices["pcn_code"]))
-            demo_created = [u.username for u in seed_demo_users(session, pairs)]
-            _seed_demo_caseload(session, "navigator1")
-        audit.record(session, LOADER, "score_run_load", "score_run", str(run.id),
-                     after={"people": len(score_rows), "model_sha256": sha, "patients": len(patients)})
+        if add_to_current:
+            audit.record(session, LOADER, "score_run_add", "score_run", str(run.id), after={
+                **after, "practices": sorted(practices["practice_code"].unique()), "index_date": index_date,
+                "source": source[-200:]})
+        else:
+            # The switch: in the same transaction as every row above, so readers see all or nothing.
+            connection.execute(update(ScoreRun).values(is_current=ScoreRun.id == run.id))
+            if settings.demo_mode():
+                pairs = list(zip(practices["practice_code"], practices["pcn_code"]))
+                demo_created = [u.username for u in seed_demo_users(session, pairs)]
+                _seed_demo_caseload(session, "navigator1")
+            audit.record(session, LOADER, "score_run_load", "score_run", str(run.id), after=after)
         run_id = run.id
-    _prune_old_runs(engine, run_id)
+    if not add_to_current:
+        _prune_old_runs(engine, run_id)
     return LoadSummary(
         run_id=run_id, model_sha256=sha, people_scored=len(score_rows), flagged=int(score_rows["flagged"].sum()),
         patients=len(patients), conditions=len(conditions), encounter_summaries=len(summaries),

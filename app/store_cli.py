@@ -17,9 +17,11 @@ def _upgrade(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     from app.load import load
 
-    summary = load(args.records, args.scores, args.model, args.database, progress=True)
+    summary = load(args.records, args.scores, args.model, args.database, add_to_current=args.add_to_current,
+                   progress=True)
     print(
-        f"Loaded score run {summary.run_id}: {summary.people_scored:,} people scored "
+        f"{'Added to' if args.add_to_current else 'Loaded'} score run {summary.run_id}: "
+        f"{summary.people_scored:,} people scored "
         f"({summary.flagged:,} flagged), {summary.patients:,} patients, {summary.conditions:,} conditions, "
         f"{summary.encounter_summaries:,} encounter summaries in {summary.seconds:.1f}s "
         f"(model {summary.model_sha256[:12]}…)."
@@ -89,4 +91,9 @@ def register(subparsers) -> None:
     load.add_argument("--scores", required=True, help="score file written by `proactive-care score`")
     load.add_argument("--model", help="model folder; its sha256 is registered so its scores may be loaded")
     load.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL)")
+    load.add_argument(
+        "--add-to-current", action="store_true",
+        help="add these records' practices (e.g. an import) to the current score run beside the ones "
+             "already there, instead of replacing it; refused if a practice code or NHS number is already in it",
+    )
     load.set_defaults(handler=_load)

@@ -225,3 +225,146 @@ def test_encounter_summaries_match_a_plain_groupby():
              .agg(count=("date", "size"), last_date=("date", "max")))
     assert len(fast) == len(plain) > 0
     assert (fast.astype(str).to_numpy() == plain.astype(str).to_numpy()).all()
+
+
+def _stamp(scores: Path, target: Path, metadata: dict[bytes, bytes]) -> Path:
+    table = pq.read_table(scores)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata}), target)
+    return target
+
+
+def test_score_run_records_index_date_and_model_from_the_score_metadata(store_url, tiny_inputs, tmp_path):
+    first = load(tiny_inputs["records"], tiny_inputs["scores"], tiny_inputs["model"], store_url, progress=False)
+    stamped = _stamp(tiny_inputs["scores"], tmp_path / "stamped.parquet", {
+        b"proactive_care.index_date": b"2025-07-01",
+        b"proactive_care.model_sha256": first.model_sha256.encode(),
+        b"index_date": b"1999-01-01",  # an older unprefixed key loses to the one `score` writes
+    })
+    second = load(tiny_inputs["records"], stamped, None, store_url, progress=False)  # no --model needed
+    engine = get_engine(store_url)
+    with session_scope(engine) as session:
+        runs = {run.id: run for run in session.scalars(select(ScoreRun))}
+    engine.dispose()
+    assert second.model_sha256 == first.model_sha256
+    assert runs[second.run_id].index_date == pd.Timestamp("2025-07-01").date()
+    assert runs[first.run_id].index_date is None  # no metadata: as before, the run has no index date
+    assert runs[first.run_id].model_sha256 == first.model_sha256  # from --model
+
+
+def test_reload_keeps_existing_demo_users_and_their_passwords(loaded_url, tiny_inputs):
+    from app.services.users import authenticate
+    from app.store import User
+
+    engine = get_engine(loaded_url)
+    with session_scope(engine) as session:
+        hashes = dict(session.execute(select(User.username, User.password_hash)).all())
+    summary = load(tiny_inputs["records"], tiny_inputs["scores"], tiny_inputs["model"], loaded_url, progress=False)
+    with session_scope(engine) as session:
+        assert dict(session.execute(select(User.username, User.password_hash)).all()) == hashes
+        assert authenticate(session, "practice1", "practice1-demo-pass") is not None
+        assert authenticate(session, "practice1", "practice2-demo-pass") is None
+    engine.dispose()
+    assert summary.demo_users_created == [] and "practice1" in hashes
+
+
+# --- adding an imported population to the current run ------------------------------------------
+
+IMPORTED_PRACTICE = "IMP001"
+
+
+def _imported_inputs(target: Path, numbers: list[str] | None = None) -> dict:
+    """A small population at one 'imported' practice, people numbered apart from the tiny one's,
+    scored with reasons for everyone and IMD among the missing predictors (as an import is)."""
+    from conftest import make_scores
+
+    records = make_records(people_per_practice=3, seed=3)
+    numbers = numbers or synthetic_nhs_numbers(len(records.patients), start=500_000)
+    renumber = dict(zip(records.patients["nhs_number"], numbers))
+    patients = records.patients.assign(nhs_number=numbers, practice_code=IMPORTED_PRACTICE, pcn_code="IMPPCN",
+                                       imd_decile=pd.array([pd.NA] * len(numbers), dtype="Int64"))
+    records = records.__class__(
+        patients=patients,
+        practices=pd.DataFrame([(IMPORTED_PRACTICE, "Imported practice", "IMPPCN", "Imported PCN")],
+                               columns=["practice_code", "practice_name", "pcn_code", "pcn_name"]),
+        conditions=records.conditions.assign(nhs_number=records.conditions["nhs_number"].map(renumber)),
+        encounters=records.encounters.assign(nhs_number=records.encounters["nhs_number"].map(renumber)),
+    )
+    write_records(records, target / "records")
+    scores = make_scores(records).assign(
+        age_60_plus=True, reasons=json.dumps([{"text": "Aged 80 - raises risk a lot"}]),
+        missing_predictors=json.dumps(["imd_decile"]))
+    scores.to_parquet(target / "scores.parquet", index=False)
+    return {"records": target / "records", "scores": target / "scores.parquet", "numbers": numbers}
+
+
+def test_an_import_joins_the_current_run_as_its_own_practice(loaded_url, tiny_inputs, tmp_path):
+    from app.services import coverage, patients
+    from app.services.access import CurrentUser, Role
+    from app.services.users import get_user
+    from app.store import AuditEvent
+
+    imported = _imported_inputs(tmp_path)
+    engine = get_engine(loaded_url)
+    with session_scope(engine) as session:
+        run_before = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
+    summary = load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url,
+                   add_to_current=True, progress=False)
+    gp = CurrentUser("imported-gp", "Imported GP", Role.PRACTICE, practice_codes=frozenset({IMPORTED_PRACTICE}))
+    with session_scope(engine) as session:
+        run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
+        assert summary.run_id == run.id == run_before.id
+        assert run.people == run_before.people + len(imported["numbers"])
+        listed = patients.flagged_list(session, gp)
+        assert sorted(listed["nhs_number"]) == sorted(imported["numbers"])
+        assert listed["reasons"].str.contains("Aged 80").all()
+        record = patients.patient_record(session, gp, imported["numbers"][0])
+        assert record["missing_predictors"] == ["imd_decile"] and record["conditions"] is not None
+        practice1 = get_user(session, "practice1")
+        own = patients.flagged_list(session, practice1)
+        assert len(own) > 0 and not set(own["nhs_number"]) & set(imported["numbers"])
+        table = coverage.coverage(session, get_user(session, "commissioner"), level="practice")
+        assert {IMPORTED_PRACTICE, "P001", "P004"} <= set(table["code"])
+        added = session.scalars(select(AuditEvent).where(AuditEvent.action == "score_run_add")).one()
+        assert added.after["practices"] == [IMPORTED_PRACTICE] and added.after["people"] == len(imported["numbers"])
+    engine.dispose()
+
+
+def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_inputs, tmp_path, capsys):
+    from app.store import AuditEvent
+
+    imported = _imported_inputs(tmp_path / "first")
+    load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
+         progress=False)
+    before = table_counts(loaded_url)
+    with pytest.raises(LoadRefused, match=f"Nothing was added: practice code\\(s\\) {IMPORTED_PRACTICE} are already"):
+        load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
+             progress=False)
+    main_people = pd.read_parquet(tiny_inputs["scores"])["nhs_number"].tolist()
+    reusing = _imported_inputs(tmp_path / "second", numbers=main_people[:12])
+    (reusing["records"] / "practices.parquet").unlink()
+    pd.DataFrame([("IMP002", "Second import", "IMPPCN", "Imported PCN")],
+                 columns=["practice_code", "practice_name", "pcn_code", "pcn_name"]).to_parquet(
+        reusing["records"] / "practices.parquet", index=False)
+    for table in ("patients", "scores"):
+        path = reusing["records"] / "patients.parquet" if table == "patients" else reusing["scores"]
+        pd.read_parquet(path).assign(practice_code="IMP002").to_parquet(path, index=False)
+    args = ["load", "--records", str(reusing["records"]), "--scores", str(reusing["scores"]),
+            "--model", str(tiny_inputs["model"]), "--database", loaded_url, "--add-to-current"]
+    assert main(args) == 2
+    assert "Nothing was added: 12 NHS number(s)" in capsys.readouterr().err
+    after = table_counts(loaded_url)
+    assert {t: n for t, n in after.items() if t != "audit_events"} == {
+        t: n for t, n in before.items() if t != "audit_events"}
+    engine = get_engine(loaded_url)
+    with session_scope(engine) as session:
+        refusals = session.scalars(select(AuditEvent).where(AuditEvent.action == "score_run_add_refused")).all()
+    engine.dispose()
+    assert len(refusals) == 2
+
+
+def test_adding_needs_a_current_run(store_url, tiny_inputs, tmp_path):
+    imported = _imported_inputs(tmp_path)
+    with pytest.raises(LoadRefused, match="no current score run to add to"):
+        load(imported["records"], imported["scores"], tiny_inputs["model"], store_url, add_to_current=True,
+             progress=False)
+    assert table_counts(store_url)["scores"] == 0
