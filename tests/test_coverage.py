@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import session_scope
 from app.services import careplans, coverage
@@ -113,3 +113,33 @@ def test_monthly_trend_rebuilt_from_history(loaded_engine, users):
         assert list(series["covered"]) == [0, 0, 10]
         with pytest.raises(UserInputError):
             coverage.coverage_trend(session, users["commissioner"], months=0)
+
+
+def test_trend_counts_each_month_against_the_run_current_then(loaded_url, loaded_engine, users, tiny_inputs, tmp_path):
+    """Months before the latest refresh count the people the earlier run flagged; later ones the new run's."""
+    from sqlalchemy import update
+
+    from app.load import load
+
+    today = date.today()
+    months = coverage._month_ends(3, today)
+    with session_scope(loaded_engine, write=True) as session:
+        first_run = coverage.current_run(session)
+        first_flagged = session.scalar(select(func.count()).select_from(Score).where(
+            Score.run_id == first_run.id, Score.age_60_plus))
+        # the first run was loaded before the earliest month end shown
+        session.execute(update(ScoreRun).where(ScoreRun.id == first_run.id)
+                        .values(created_at=datetime.combine(months[0] - timedelta(days=1), datetime.min.time(),
+                                                            timezone.utc)))
+    refreshed = pd.read_parquet(tiny_inputs["scores"]).assign(
+        age_60_plus=False, age_18_59_3plus_ltc=False, dementia=False, top_2pct=False)
+    refreshed["top_5pct"] = refreshed.index < 10
+    refreshed.to_parquet(tmp_path / "refresh.parquet", index=False)
+    load(tiny_inputs["records"], tmp_path / "refresh.parquet", tiny_inputs["model"], loaded_url, progress=False)
+    with session_scope(loaded_engine) as session:
+        trend = coverage.coverage_trend(session, users["commissioner"], months=3, level="area", today=today)
+    aged = trend[trend["group"] == "age_60_plus"].set_index("month")["flagged"]
+    assert first_flagged > 7
+    assert [aged[m] for m in months] == [disclose_count(first_flagged), disclose_count(first_flagged), 0]
+    top5 = trend[trend["group"] == "top_5pct"].set_index("month")["flagged"]
+    assert top5[months[-1]] == 10

@@ -24,6 +24,7 @@ from app.store import (
     Pcn,
     Practice,
     Score,
+    ScoreRun,
 )
 
 LEVELS = ("practice", "pcn", "area")
@@ -124,13 +125,30 @@ def _month_ends(months: int, today: date) -> list[date]:
     return sorted(ends)
 
 
+def _runs_by_month(session: Session, month_ends: list[date], current_id: int) -> dict[date, int]:
+    """For each month end, the run that was current then (the latest loaded by that day) if the store
+    still keeps it; otherwise the current run (the loader prunes all but the last two runs)."""
+    runs = session.execute(select(ScoreRun.id, ScoreRun.created_at).order_by(ScoreRun.created_at)).all()
+    chosen = {}
+    for month_end in month_ends:
+        cutoff = datetime.combine(month_end, time.max, timezone.utc)
+        loaded = [run_id for run_id, created in runs if _aware(created) <= cutoff]
+        chosen[month_end] = loaded[-1] if loaded else current_id
+    return chosen
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for UTC columns."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def coverage_trend(
     session: Session, user: CurrentUser, months: int = 12, level: str = "area", today: date | None = None
 ) -> pd.DataFrame:
     """Coverage at the end of each of the last ``months`` months (the last point is today), rebuilt
-    from the care-plan and lead-professional history. The denominator is the current run's
-    flagged groups (a person's group membership is not back-dated). Columns: ``month`` plus
-    ``COVERAGE_COLUMNS``, disclosed like ``coverage``.
+    from the care-plan and lead-professional history. Each month's denominator is the flagged
+    groups of the score run that was current at that month's end, when the store still keeps it
+    (else the current run's). Columns: ``month`` plus ``COVERAGE_COLUMNS``, disclosed like ``coverage``.
     """
     if not 1 <= months <= 60:
         raise UserInputError(f"The trend covers 1 to 60 months, not {months}.")
@@ -139,14 +157,17 @@ def coverage_trend(
     run = current_run(session)
     if run is None:
         return pd.DataFrame(columns=["month", *COVERAGE_COLUMNS])
-    query = select(Score.nhs_number, Score.practice_code, *[getattr(Score, g) for g in FLAGS]).where(
-        Score.run_id == run.id, Score.flagged
+    month_ends = _month_ends(months, today)
+    run_of_month = _runs_by_month(session, month_ends, run.id)
+    run_ids = sorted(set(run_of_month.values()))
+    query = select(Score.run_id, Score.nhs_number, Score.practice_code, *[getattr(Score, g) for g in FLAGS]).where(
+        Score.run_id.in_(run_ids), Score.flagged
     )
     practices = aggregate_practice_codes(session, user)
     if practices is not None:
         query = query.where(Score.practice_code.in_(practices))
-    people = pd.DataFrame(session.execute(query).all(), columns=["nhs_number", "practice_code", *FLAGS])
-    flagged_ids = select(Score.nhs_number).where(Score.run_id == run.id, Score.flagged)
+    people = pd.DataFrame(session.execute(query).all(), columns=["run_id", "nhs_number", "practice_code", *FLAGS])
+    flagged_ids = select(Score.nhs_number).where(Score.run_id.in_(run_ids), Score.flagged)
     plans = pd.DataFrame(session.execute(
         select(CarePlanHistory.nhs_number, CarePlanHistory.version, CarePlanHistory.status,
                CarePlanHistory.next_review, CarePlanHistory.changed_at)
@@ -160,21 +181,23 @@ def coverage_trend(
     for frame in (plans, leads):
         frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True)
     practices_table = _practices(session)
-    flags = {group: people[group].to_numpy(dtype=bool) for group in FLAGS}
-    people_ids = people["nhs_number"].astype(object)  # hashtable look-ups, not the Arrow string loop
+    by_run = {run_id: people[people["run_id"] == run_id] for run_id in run_ids}
     results = []
-    for month_end in _month_ends(months, today):
+    for month_end in month_ends:
+        flagged = by_run[run_of_month[month_end]]
         cutoff = pd.Timestamp(datetime.combine(month_end, time.max, timezone.utc))
         plan_now = plans[plans["changed_at"] <= cutoff].sort_values("version").groupby("nhs_number").tail(1)
         lead_now = leads[leads["changed_at"] <= cutoff].sort_values("version").groupby("nhs_number").tail(1)
         in_date = plan_now[(plan_now["status"] == "agreed")
                            & (pd.to_datetime(plan_now["next_review"]) >= pd.Timestamp(month_end))]
         covered_ids = set(in_date["nhs_number"]) & set(lead_now.loc[lead_now["name"].notna(), "nhs_number"])
-        is_covered = people_ids.isin(list(covered_ids)).to_numpy()
-        counts = {"practice_code": people["practice_code"]}
+        # hashtable look-ups on object values, not the Arrow string loop
+        is_covered = flagged["nhs_number"].astype(object).isin(list(covered_ids)).to_numpy()
+        counts = {"practice_code": flagged["practice_code"]}
         for group in FLAGS:
-            counts[f"{group}_flagged"] = flags[group].astype(int)
-            counts[f"{group}_covered"] = (flags[group] & is_covered).astype(int)
+            in_group = flagged[group].to_numpy(dtype=bool)
+            counts[f"{group}_flagged"] = in_group.astype(int)
+            counts[f"{group}_covered"] = (in_group & is_covered).astype(int)
         raw = pd.DataFrame(counts).groupby("practice_code", as_index=False).sum()
         long = _disclose(_roll_up(raw, practices_table, level))
         long.insert(0, "month", month_end)
