@@ -22,7 +22,9 @@ from synthetic_cohort.importers import ImportOptions, import_synthea
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea" / "unmc_ne111"
 INDEX_DATE = "2023-10-01"  # the sample's records end in mid-October 2023
+MAIN_INDEX_DATE = "2026-01-01"
 GENERATED_PEOPLE = 2000
+FLAGS = ["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,11 +46,17 @@ def round_trip(tmp_path_factory):
     # Reasons for everyone (not only the top 2%/5%): 100 people explain in well under a second.
     scores = score_batch(features, persist.load(work / "model"), explain_top=1.0)
     scores.to_parquet(work / "scores.parquet", index=False)
+    # The generated population is the store's main run; the import joins it as its own practice.
+    main_scores = score_batch(build_features(generated, MAIN_INDEX_DATE, with_label=False),
+                              persist.load(work / "model"))
+    main_scores.to_parquet(work / "main_scores.parquet", index=False)
     url = f"sqlite:///{work / 'store.db'}"
     upgrade_database(url)
-    summary = load(work / "imported", work / "scores.parquet", work / "model", url, progress=False)
+    load(work / "generated", work / "main_scores.parquet", work / "model", url, progress=False)
+    summary = load(work / "imported", work / "scores.parquet", work / "model", url, add_to_current=True,
+                   progress=False)
     return {"report": report, "imported": imported, "features": features, "scores": scores,
-            "summary": summary, "url": url, "generated": generated}
+            "summary": summary, "url": url, "generated": generated, "main_scores": main_scores}
 
 
 def test_imported_people_are_scored_and_say_which_predictors_they_lack(round_trip):
@@ -79,8 +87,7 @@ def test_the_imported_practice_appears_in_the_app_with_scores_and_reasons(round_
     try:
         with session_scope(engine, write=True) as session:
             listed = patient_services.flagged_list(session, gp, practice_code="IMP001")
-            flag_columns = ["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]
-            flagged = scores.loc[scores[flag_columns].any(axis=1), "nhs_number"]
+            flagged = scores.loc[scores[FLAGS].any(axis=1), "nhs_number"]
             assert len(listed) > 0 and set(listed["nhs_number"]) == set(flagged)
             assert (listed["practice_code"] == "IMP001").all()
             assert listed["reasons"].str.len().gt(0).all()
@@ -88,3 +95,18 @@ def test_the_imported_practice_appears_in_the_app_with_scores_and_reasons(round_
             assert record["reasons"] and "imd_decile" in record["missing_predictors"]
     finally:
         engine.dispose()
+
+
+def test_the_main_practices_keep_their_people_beside_the_import(round_trip):
+    main_scores = round_trip["main_scores"]
+    practice = sorted(main_scores["practice_code"].unique())[0]
+    gp = CurrentUser("main-gp", "Main GP", Role.PRACTICE, practice_codes=frozenset({practice}))
+    engine = get_engine(round_trip["url"])
+    try:
+        with session_scope(engine) as session:
+            listed = patient_services.flagged_list(session, gp)
+    finally:
+        engine.dispose()
+    own = main_scores[(main_scores["practice_code"] == practice) & main_scores[FLAGS].any(axis=1)]
+    assert len(listed) > 0 and set(listed["nhs_number"]) == set(own["nhs_number"])
+    assert not set(listed["nhs_number"]) & set(round_trip["scores"]["nhs_number"])
