@@ -70,7 +70,7 @@ def score_command(args: argparse.Namespace) -> int:
     from features.build import build_features, parse_index_date
     from features.records import read_records
     from model import persist
-    from model.scoring import score_batch
+    from model.scoring import score_batch, write_scores
     from model.training import require_people
 
     index_date = parse_index_date(args.index_date)
@@ -88,7 +88,7 @@ def score_command(args: argparse.Namespace) -> int:
         progress.update(1)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        scores.to_parquet(out, index=False)
+        write_scores(scores, out, f"{index_date:%Y-%m-%d}", persist.model_sha256(args.model))
         progress.update(1)
     print(
         f"Scored {len(scores):,} people on {index_date:%Y-%m-%d}: {int(scores['top_2pct'].sum()):,} "
@@ -122,7 +122,8 @@ def register(subparsers) -> None:
     score.add_argument("--top-5pct-cutoff", type=_fraction, default=0.05, help="fraction flagged top_5pct")
     score.add_argument(
         "--explain-top", type=_fraction, default=None,
-        help="explain only the top fraction (e.g. 0.01) instead of every flagged person",
+        help="explain only the top fraction (e.g. 0.05) instead of everyone flagged by any flag "
+        "(top 2%%/5%%, 60+, 18-59 with 3+ conditions, dementia)",
     )
     score.add_argument("--engine", choices=("local", "dask"), default="local")
     score.add_argument("--scheduler", default=None, help="Dask scheduler address (engine dask)")

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from features.build import parse_index_date
 from features.errors import UserInputError
 from features.partitioned import (
     MANIFEST as SPLIT_MANIFEST,
@@ -37,7 +38,7 @@ from features.partitioned import (
 )
 from features.records import table_path
 from model import persist
-from model.scoring import DEFAULT_TOP_CUTOFFS, score_batch
+from model.scoring import DEFAULT_TOP_CUTOFFS, predict_probability, score_batch, write_scores
 
 DEFAULT_WORKERS = 2  # the machine this was built on has two cores
 
@@ -83,7 +84,7 @@ def _population_part(features: pd.DataFrame, model) -> pd.DataFrame:
     """What the ranking needs from one partition: probability and practice, by nhs_number."""
     return pd.DataFrame(
         {
-            "probability": model.predict_probability(features),
+            "probability": predict_probability(model, features),
             "practice_code": features["practice_code"].to_numpy(),
         },
         index=features.index,
@@ -98,12 +99,13 @@ def _score_partition(
     explain_top: float | None,
     explain_flagged: bool,
     out_path: str,
+    metadata: dict[str, str | None],
 ) -> dict[str, int]:
     scores = score_batch(
         features, model, top_cutoffs=top_cutoffs, population=population,
         explain_top=explain_top, explain_flagged=explain_flagged,
     )
-    scores.to_parquet(out_path, index=False)
+    write_scores(scores, out_path, **metadata)
     counts = {name: int(scores[name].sum()) for name in top_cutoffs}
     return {"people": len(scores), **counts, "reasons": int(scores["reasons"].notna().sum())}
 
@@ -148,6 +150,8 @@ def score_with_dask(
     ``scheduler``: a Dask scheduler address; none starts a LocalCluster of ``workers``.
     ``client``: an existing Client (then ``scheduler`` is ignored). ``explain_flagged`` defaults
     to explaining every flagged person unless ``explain_top`` is given, as the local engine does.
+    Every partition file carries the index date (when given) and the model's sha256 in its
+    schema metadata (``model.scoring.read_score_metadata``).
     Prints one summary line and returns None; read the results with ``pandas.read_parquet(out)``.
     """
     given = [x is not None for x in (records_dir, features_dir, features)]
@@ -172,6 +176,10 @@ def score_with_dask(
             )
 
     model = persist.load(model_dir)  # checks hash and version once, here
+    metadata = {
+        "index_date": None if index_date is None else f"{parse_index_date(index_date):%Y-%m-%d}",
+        "model_sha256": persist.model_sha256(model_dir),
+    }
     partitions = partitions or 2 * max(len(client.scheduler_info()["workers"]), 1)
     with tempfile.TemporaryDirectory(prefix=".scoring-", dir=out.parent if out.parent.exists() else None) as work:
         work = Path(work)
@@ -215,7 +223,7 @@ def score_with_dask(
         written = [
             client.submit(
                 _score_partition, part, shipped_model, shipped_population, top_cutoffs,
-                explain_top, explain_flagged, target, pure=False,
+                explain_top, explain_flagged, target, metadata, pure=False,
             )
             for part, target in zip(parts, targets)
         ]

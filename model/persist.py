@@ -12,11 +12,14 @@ import platform
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-
-import joblib
+from typing import TYPE_CHECKING
 
 from features.errors import UserInputError
-from model.training import FittedModel, design_columns
+
+# joblib and model.training (scikit-learn, pandas) are imported inside save and load only: the
+# loader and the app read manifests and hashes through this module and should not pay for them.
+if TYPE_CHECKING:
+    from model.training import FittedModel
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -64,6 +67,10 @@ def update_manifest(model_dir: str | Path, **fields) -> dict:
 
 def save(model: FittedModel, model_dir: str | Path, **extra) -> dict:
     """Write model.joblib and manifest.json; returns the manifest."""
+    import joblib
+
+    from model.training import design_columns
+
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     # A previous model's report and card in this folder no longer apply.
@@ -101,6 +108,10 @@ def _major(version: str) -> str:
 
 def load(model_dir: str | Path) -> FittedModel:
     """Load a model folder, refusing a tampered file or one from another scikit-learn major."""
+    import joblib
+
+    from model.training import FittedModel
+
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     path = model_dir / manifest.get("model_file", MODEL_FILE)

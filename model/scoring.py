@@ -8,12 +8,16 @@ population; a single in-memory run passes nothing and is its own population.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.cohorts import SEGMENTS, segments
 from features.errors import UserInputError
+from model.compiled_trees import CompiledTrees
 from model.explain import explain
 from model.training import FittedModel
 
@@ -22,6 +26,11 @@ SCORE_COLUMNS = (
     "nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
     *DEFAULT_TOP_CUTOFFS, *SEGMENTS, "reasons", "missing_predictors",
 )
+# Arrow schema metadata of a score file: what was scored when, by which model file.
+SCORE_METADATA_KEYS = {
+    "index_date": "proactive_care.index_date",  # YYYY-MM-DD
+    "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of model.joblib
+}
 # Predictors that can be unknown for a person (the rest are always derivable from records).
 MAY_BE_MISSING = ("ethnicity", "imd_decile", "efi", "repeat_medicines")
 
@@ -35,9 +44,8 @@ def check_cutoffs(top_cutoffs: dict[str, float]) -> dict[str, float]:
     return dict(top_cutoffs)
 
 
-def _percentile_of(values: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """100 x the share of the population with a probability at or below each value."""
-    ordered = np.sort(population)
+def _percentile_of(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """100 x the share of the (sorted) population with a probability at or below each value."""
     return 100.0 * np.searchsorted(ordered, values, side="right") / max(len(ordered), 1)
 
 
@@ -46,19 +54,37 @@ def rank_against(
 ) -> pd.DataFrame:
     """Overall and within-practice percentiles of ``probability`` within ``population``
     (columns probability, practice_code; default: these people themselves)."""
+    # to_numpy, not np.asarray: numpy's probing of a Series' attributes hashes its whole index.
+    values = pd.Series(probability).to_numpy(dtype=np.float64)
+    # Practices numbered once; a population's practice with none of these people gets -1.
+    key, practices = pd.factorize(pd.Series(practice_code).to_numpy())
+    by_key = np.lexsort((values, key))  # practice by practice, each by probability
     if population is None:
-        population = pd.DataFrame({"probability": probability, "practice_code": practice_code})
-    ranks = pd.DataFrame(index=probability.index)
-    ranks["percentile"] = _percentile_of(probability.to_numpy(), population["probability"].to_numpy())
-    ranks["practice_percentile"] = np.nan
-    groups = population.groupby("practice_code", sort=False)["probability"]
-    for practice, members in pd.Series(practice_code).groupby(practice_code, sort=False).groups.items():
-        if practice in groups.groups:
-            reference = groups.get_group(practice).to_numpy()
-            ranks.loc[members, "practice_percentile"] = _percentile_of(
-                probability.loc[members].to_numpy(), reference
-            )
-    return ranks
+        reference, reference_by_key, reference_key = values, by_key, key
+    else:
+        reference = population["probability"].to_numpy(dtype=np.float64)
+        reference_key = pd.Index(practices).get_indexer(population["practice_code"].to_numpy())
+        reference_by_key = np.lexsort((reference, reference_key))
+    # Queries in sorted order make the binary searches walk memory in order; same numbers.
+    order = np.argsort(values, kind="stable")
+    percentile = np.empty(len(values))
+    percentile[order] = _percentile_of(
+        values[order], values[order] if population is None else np.sort(reference)
+    )
+
+    practice_percentile = np.full(len(values), np.nan)
+    groups = np.arange(len(practices) + 1)
+    bounds = np.searchsorted(key[by_key], groups)
+    reference_bounds = np.searchsorted(reference_key[reference_by_key], groups)
+    ordered_reference = reference[reference_by_key]
+    for number in range(len(practices)):
+        members = by_key[bounds[number]:bounds[number + 1]]
+        reference_slice = ordered_reference[reference_bounds[number]:reference_bounds[number + 1]]
+        if len(reference_slice):  # a practice absent from the population has no percentile
+            practice_percentile[members] = _percentile_of(values[members], reference_slice)
+    return pd.DataFrame(
+        {"percentile": percentile, "practice_percentile": practice_percentile}, index=probability.index
+    )
 
 
 def top_flags(percentile: pd.Series, top_cutoffs: dict[str, float]) -> pd.DataFrame:
@@ -69,12 +95,45 @@ def top_flags(percentile: pd.Series, top_cutoffs: dict[str, float]) -> pd.DataFr
     )
 
 
+# Every possible missing_predictors text, by a bit code (bit i: MAY_BE_MISSING[i] unknown).
+_MISSING_TEXTS = np.array(
+    [
+        json.dumps([name for bit, name in enumerate(MAY_BE_MISSING) if code >> bit & 1])
+        for code in range(1 << len(MAY_BE_MISSING))
+    ],
+    dtype=object,
+)
+
+
 def missing_predictors(features: pd.DataFrame) -> pd.Series:
     """JSON list of the predictors that were unknown for each person."""
-    missing = features.reindex(columns=list(MAY_BE_MISSING)).isna()
-    names = np.asarray(MAY_BE_MISSING)
-    texts = [json.dumps(names[row].tolist()) for row in missing.to_numpy()]
-    return pd.Series(texts, index=features.index, name="missing_predictors")
+    missing = features.reindex(columns=list(MAY_BE_MISSING)).isna().to_numpy()
+    code = missing @ (1 << np.arange(len(MAY_BE_MISSING)))
+    return pd.Series(_MISSING_TEXTS[code], index=features.index, name="missing_predictors")
+
+
+def predict_probability(fitted_model: FittedModel, features: pd.DataFrame) -> np.ndarray:
+    """The calibrated probability, equal to ``fitted_model.predict_probability`` bit for bit.
+
+    The design matrix is built once as one float64 array, the boosted margin is summed once by
+    the compiled trees (``model.compiled_trees``), and the fitted calibrator maps it to a
+    probability, which is all ``CalibratedClassifierCV.predict_proba`` does for this model.
+    Models of another shape go through scikit-learn unchanged.
+    """
+    calibrated = fitted_model.calibrated
+    pipeline, boosting = fitted_model.pipeline, fitted_model.boosting
+    trees = CompiledTrees.from_boosting(boosting)
+    if trees is None or len(calibrated.calibrated_classifiers_) != 1 or len(calibrated.classes_) != 2:
+        return fitted_model.predict_probability(features)
+    predictors = features[list(fitted_model.predictors)]
+    design_step = pipeline[:-1]
+    columns = list(design_step.transform(predictors.iloc[:0]).columns)
+    if columns != list(getattr(boosting, "feature_names_in_", columns)):
+        return fitted_model.predict_probability(features)
+    margin = trees.margin(
+        len(predictors), lambda start, stop: design_step.transform(predictors.iloc[start:stop]).to_numpy()
+    )
+    return calibrated.calibrated_classifiers_[0].calibrators[0].predict(margin)
 
 
 def score_batch(
@@ -88,8 +147,9 @@ def score_batch(
     """Score a feature table. Columns: ``SCORE_COLUMNS``, one row per person.
 
     ``population``: the whole population's probability and practice_code (for a partition);
-    None ranks these people among themselves. Reasons are given to every flagged person
-    (``explain_flagged``) and/or everyone above the top ``explain_top`` fraction; others get null.
+    None ranks these people among themselves. Reasons are given to everyone flagged by any flag
+    (top fractions and segments: the practice list shows them all; ``explain_flagged``) and/or
+    everyone above the top ``explain_top`` fraction; others get null.
     """
     top_cutoffs = check_cutoffs(top_cutoffs or DEFAULT_TOP_CUTOFFS)
     needed = list(fitted_model.predictors) + ["practice_code", "age", "ltc_count", "ltc_dementia"]
@@ -98,25 +158,62 @@ def score_batch(
         raise UserInputError(
             f"The feature table lacks the model's predictors {', '.join(missing_columns)}."
         )
-    probability = pd.Series(
-        fitted_model.predict_probability(features), index=features.index, name="probability"
-    )
+    probability = pd.Series(predict_probability(fitted_model, features), index=features.index)
     ranks = rank_against(probability, features["practice_code"], population)
     flags = top_flags(ranks["percentile"], top_cutoffs)
-    scores = pd.concat(
-        [features[["practice_code"]], probability, ranks, flags, segments(features)], axis=1
-    )
-    to_explain = pd.Series(False, index=features.index)
+    segment_flags = segments(features)
+    to_explain = np.zeros(len(features), dtype=bool)
     if explain_flagged:
-        to_explain |= flags.any(axis=1)
+        to_explain |= flags.to_numpy().any(axis=1) | segment_flags.to_numpy().any(axis=1)
     if explain_top is not None:
-        to_explain |= top_flags(ranks["percentile"], {"explain": explain_top})["explain"]
-    scores["reasons"] = pd.Series(pd.NA, index=features.index, dtype=object)
-    chosen = features.loc[to_explain.to_numpy()]
-    if len(chosen):
-        scores.loc[chosen.index, "reasons"] = explain(fitted_model, chosen)
-    scores["missing_predictors"] = missing_predictors(features)
-    scores = scores.rename_axis("nhs_number").reset_index()
-    return scores[[c for c in SCORE_COLUMNS if c in scores.columns] + [
-        c for c in scores.columns if c not in SCORE_COLUMNS
-    ]]
+        to_explain |= top_flags(ranks["percentile"], {"explain": explain_top})["explain"].to_numpy()
+    reasons = np.full(len(features), pd.NA, dtype=object)
+    if to_explain.any():
+        reasons[to_explain] = explain(fitted_model, features.loc[to_explain]).to_numpy()
+    columns = {
+        "nhs_number": features.index.array,
+        "practice_code": features["practice_code"].array,
+        "probability": probability.to_numpy(),
+        **{name: column.to_numpy() for name, column in ranks.items()},
+        **{name: column.to_numpy() for name, column in flags.items()},
+        **{name: column.to_numpy() for name, column in segment_flags.items()},
+        "reasons": reasons,
+        "missing_predictors": missing_predictors(features).to_numpy(),
+    }
+    order = [c for c in SCORE_COLUMNS if c in columns] + [c for c in columns if c not in SCORE_COLUMNS]
+    return pd.DataFrame({name: columns[name] for name in order})
+
+
+def write_scores(
+    scores: pd.DataFrame, path: str | Path, index_date: str | None, model_sha256: str | None
+) -> None:
+    """Write a score file (or one partition of one) with ``SCORE_METADATA_KEYS`` in its Arrow
+    schema metadata; an unknown value is left out."""
+    table = pa.Table.from_pandas(scores, preserve_index=False)
+    known = {"index_date": index_date, "model_sha256": model_sha256}
+    metadata = dict(table.schema.metadata or {})
+    metadata.update(
+        {SCORE_METADATA_KEYS[name].encode(): value.encode() for name, value in known.items() if value}
+    )
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+
+
+def read_score_metadata(path: str | Path) -> dict[str, str | None]:
+    """``{"index_date": "YYYY-MM-DD", "model_sha256": "..."}`` from a score file or a folder of
+    ``part-*.parquet`` partitions (all written with the same values); None where absent."""
+    path = Path(path)
+    if path.is_dir():
+        parts = sorted(path.glob("part-*.parquet"))
+        if not parts:
+            raise UserInputError(f"The folder {path} holds no part-*.parquet score files.")
+        path = parts[0]
+    if not path.exists():
+        raise UserInputError(f"The score file {path} does not exist.")
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        raise UserInputError(f"The score file {path} is not a Parquet file.") from None
+    return {
+        name: metadata[key.encode()].decode() if key.encode() in metadata else None
+        for name, key in SCORE_METADATA_KEYS.items()
+    }

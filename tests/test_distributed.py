@@ -21,7 +21,7 @@ from features.partitioned import (
 from features.records import read_records, write_records
 from model import persist
 from model.distributed import dask_client, score_with_dask, split_features
-from model.scoring import score_batch
+from model.scoring import read_score_metadata, score_batch
 from model.training import train
 
 PEOPLE = 3000
@@ -108,6 +108,10 @@ def test_dask_scores_equal_in_process_scores(population, model_dir, tmp_path, cl
     )
     files = sorted((tmp_path / "scores.parquet").glob("part-*.parquet"))
     assert len(files) == PARTITIONS
+    for file in files:  # every partition says what was scored when, by which model file
+        assert read_score_metadata(file) == {
+            "index_date": SCORE_DATE, "model_sha256": persist.model_sha256(model_dir),
+        }
     got = by_person(pd.read_parquet(tmp_path / "scores.parquet"))
     assert expected["top_5pct"].sum() > 0 and expected["reasons"].notna().sum() > 0
     pd.testing.assert_frame_equal(got, expected)
