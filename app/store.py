@@ -147,32 +147,41 @@ class CaseloadAssignment(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class LeadProfessional(Base):
-    __tablename__ = "lead_professionals"
+class CurrentVersion:
+    """A person's current lead professional or care plan: one row, its version rising with each save."""
+
     nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str | None] = mapped_column(String(60))
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(64))
 
 
-class LeadProfessionalHistory(Base):
-    __tablename__ = "lead_professional_history"
+class SavedVersion:
+    """One saved version in a history table (kept for ever)."""
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     nhs_number: Mapped[str] = mapped_column(String(10), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str | None] = mapped_column(String(60))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     changed_by: Mapped[str] = mapped_column(String(64))
 
 
-class CarePlan(Base):
-    """One care plan per person; ``version`` rises with every saved change (history keeps each)."""
+class LeadProfessionalFields:
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(60))
 
-    __tablename__ = "care_plans"
-    nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
+
+class LeadProfessional(CurrentVersion, LeadProfessionalFields, Base):
+    __tablename__ = "lead_professionals"
+
+
+class LeadProfessionalHistory(SavedVersion, LeadProfessionalFields, Base):
+    __tablename__ = "lead_professional_history"
+
+
+class CarePlanFields:
+    """What a care plan says: the current plan and each saved version share these columns."""
+
     status: Mapped[str] = mapped_column(String(20))  # draft | agreed | closed (review_due is derived)
     goals: Mapped[list] = mapped_column(JSON, default=list)
     actions: Mapped[list] = mapped_column(JSON, default=list)  # [{"action": ..., "owner": ...}]
@@ -180,25 +189,16 @@ class CarePlan(Base):
     next_review: Mapped[date | None] = mapped_column(Date)
     close_reason: Mapped[str | None] = mapped_column(String(40))
     agreed_on: Mapped[date | None] = mapped_column(Date)
-    version: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_by: Mapped[str] = mapped_column(String(64))
 
 
-class CarePlanHistory(Base):
+class CarePlan(CurrentVersion, CarePlanFields, Base):
+    """One care plan per person; ``version`` rises with every saved change (history keeps each)."""
+
+    __tablename__ = "care_plans"
+
+
+class CarePlanHistory(SavedVersion, CarePlanFields, Base):
     __tablename__ = "care_plan_history"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))
-    goals: Mapped[list] = mapped_column(JSON, default=list)
-    actions: Mapped[list] = mapped_column(JSON, default=list)
-    consent_to_share: Mapped[bool] = mapped_column(Boolean, default=False)
-    next_review: Mapped[date | None] = mapped_column(Date)
-    close_reason: Mapped[str | None] = mapped_column(String(40))
-    agreed_on: Mapped[date | None] = mapped_column(Date)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    changed_by: Mapped[str] = mapped_column(String(64))
 
 
 class MdtMeeting(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from features.errors import UserInputError
 from app.db import get_engine, session_scope
-from app.services.access import AccessDenied, CurrentUser, Role
+from app.services.access import AccessDenied, CurrentUser
 from app.services.careplans import PLAN_STATUS_LABELS
 from app.settings import REPO_ROOT, database_url
 from app.store import CaseloadAssignment, CarePlanHistory, LeadProfessionalHistory, ScoreRun
@@ -170,6 +170,17 @@ def page_header(title: str, caption: str | None = None) -> CurrentUser:
     return user
 
 
+def person_level_page(title: str, caption: str | None = None,
+                      refusal: str = "see aggregates only, not people") -> CurrentUser:
+    """``page_header`` for a page that shows people: other roles get one sentence and nothing more
+    (the services refuse them too; this only spares them an error per widget)."""
+    user = page_header(title, caption)
+    if not user.sees_people:
+        st.error(f"{user.role_label} users {refusal}.")
+        st.stop()
+    return user
+
+
 def model_folder() -> Path:
     return Path(os.environ.get("PROACTIVE_CARE_MODEL_DIR", "") or REPO_ROOT / "data" / "model")
 
@@ -177,7 +188,3 @@ def model_folder() -> Path:
 def open_patient(nhs_number: str) -> None:
     """Go to the patient page for one person (within this browser session, so sign-in is kept)."""
     st.switch_page(str(PAGES_DIR / "patient.py"), query_params={"nhs": nhs_number})
-
-
-def is_person_level(user: CurrentUser) -> bool:
-    return user.role in (Role.PRACTICE, Role.NAVIGATOR, Role.MDT)

@@ -9,10 +9,8 @@ from app.services import caseload
 from app.services.access import Role
 from app.services.careplans import StaleEditError
 
-user = ui.page_header("Caseloads", "Overdue reviews first, then people with no plan yet, then by risk.")
-if not ui.is_person_level(user):
-    st.error(f"{user.role_label} users cannot open caseloads.")
-    st.stop()
+user = ui.person_level_page("Caseloads", "Overdue reviews first, then people with no plan yet, then by risk.",
+                            refusal="cannot open caseloads")
 
 capacity = pd.DataFrame()
 with ui.show_errors():

@@ -14,14 +14,11 @@ from app.services.patients import FLAG_LABELS
 
 PICK_LIMIT = 1000
 
-user = ui.page_header(
+user = ui.person_level_page(
     "High-risk list",
     "People flagged by the current score run at your practices, highest risk first. "
     "A score is not a diagnosis: it is a prompt to review.",
 )
-if not ui.is_person_level(user):
-    st.error(f"{user.role_label} users see aggregates only, not people.")
-    st.stop()
 
 practices = sorted(user.practice_codes)
 requested = ui.query_param("practice")

@@ -9,14 +9,12 @@ from app import ui
 from app.services import meetings
 from app.services.careplans import LEAD_PROFESSIONAL_ROLES, StaleEditError
 
-user = ui.page_header(
+user = ui.person_level_page(
     "MDT meetings",
     "Plan the multidisciplinary meeting: put people on the agenda from the High-risk list, then record "
     "what the meeting decided for each person.",
+    refusal="cannot open MDT meetings",
 )
-if not ui.is_person_level(user):
-    st.error(f"{user.role_label} users cannot open MDT meetings.")
-    st.stop()
 
 with st.expander("Create a meeting", expanded=False):
     with st.form("new_meeting"):

@@ -26,10 +26,7 @@ USE_LABELS = {
     "gp_consultation": "GP consultations",
 }
 
-user = ui.page_header("Patient")
-if not ui.is_person_level(user):
-    st.error(f"{user.role_label} users see aggregates only, not people.")
-    st.stop()
+user = ui.person_level_page("Patient")
 
 nhs = ui.query_param("nhs")
 if nhs is None:
