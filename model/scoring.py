@@ -49,6 +49,13 @@ def _percentile_of(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
     return 100.0 * np.searchsorted(ordered, values, side="right") / max(len(ordered), 1)
 
 
+def _by_practice(by_value: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Positions ordered by practice number, then probability, from the probability order: a
+    stable sort of small integers (radix) keeps the probability order within a practice."""
+    small = key.astype(np.int16) if len(key) and key.max() < np.iinfo(np.int16).max else key
+    return by_value[np.argsort(small[by_value], kind="stable")]
+
+
 def rank_against(
     probability: pd.Series, practice_code: pd.Series, population: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -57,20 +64,21 @@ def rank_against(
     # to_numpy, not np.asarray: numpy's probing of a Series' attributes hashes its whole index.
     values = pd.Series(probability).to_numpy(dtype=np.float64)
     # Practices numbered once; a population's practice with none of these people gets -1.
-    key, practices = pd.factorize(pd.Series(practice_code).to_numpy())
-    by_key = np.lexsort((values, key))  # practice by practice, each by probability
+    key, practices = pd.Series(practice_code).factorize()
+    order = np.argsort(values, kind="stable")
+    by_key = _by_practice(order, key)
     if population is None:
         reference, reference_by_key, reference_key = values, by_key, key
+        ordered_population = values[order]
     else:
         reference = population["probability"].to_numpy(dtype=np.float64)
-        reference_key = pd.Index(practices).get_indexer(population["practice_code"].to_numpy())
-        reference_by_key = np.lexsort((reference, reference_key))
+        reference_key = practices.get_indexer(population["practice_code"])
+        reference_order = np.argsort(reference, kind="stable")
+        reference_by_key = _by_practice(reference_order, reference_key)
+        ordered_population = reference[reference_order]
     # Queries in sorted order make the binary searches walk memory in order; same numbers.
-    order = np.argsort(values, kind="stable")
     percentile = np.empty(len(values))
-    percentile[order] = _percentile_of(
-        values[order], values[order] if population is None else np.sort(reference)
-    )
+    percentile[order] = _percentile_of(values[order], ordered_population)
 
     practice_percentile = np.full(len(values), np.nan)
     groups = np.arange(len(practices) + 1)
