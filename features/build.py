@@ -5,7 +5,8 @@ Python loop over people, so a million-person population builds in seconds.
 
 Time windows are half-open and end at the index date T: "prior 12 months" is [T-12m, T), "12-24
 months" is [T-24m, T-12m), and the label window is [T, T+12m). Conditions count from the day they
-are diagnosed if that is before T; observations (eFI, repeat medicines) are the latest before T.
+are diagnosed if that is before T; observations (eFI, repeat medicines) are the latest recorded on
+or before T (the generator records them on 1 January, so a 1 January index date sees that day's).
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ def build_features(
         observations = observations.loc[
             (observations["position"] >= 0) & (observations["date"] <= index_date)
         ]
-        latest = observations.sort_values("date").groupby(["position", "code"]).tail(1)
+        # stable sort: of two observations on the same latest day, the later row in the table wins
+        latest = observations.sort_values("date", kind="stable").groupby(["position", "code"]).tail(1)
         for code in OBSERVATION_COLUMNS:
             rows = latest.loc[latest["code"] == code]
             values = np.full(len(people), np.nan)

@@ -165,3 +165,21 @@ def test_segments(records):
     features.loc[BOB, "ltc_count"] = 3
     assert segments(features).loc[BOB, "age_18_59_3plus_ltc"]
     assert rule_based_cohort(features).to_dict() == {ALICE: True, BOB: True, CAROL: False}
+
+
+def test_same_day_observations_keep_the_last_recorded_row(records):
+    # Many rows on one day, interleaved with an older one: an unstable sort would pick any of them.
+    count = 2_000
+    older = np.random.default_rng(0).random(count) < 0.5
+    older[-1] = False
+    dates = np.where(older, np.datetime64("2023-01-01"), np.datetime64("2023-06-01"))
+    records.observations = pd.DataFrame(
+        {
+            "nhs_number": [BOB] * count,
+            "date": pd.to_datetime(dates),
+            "code": ["repeat_medicines"] * count,
+            "value": np.arange(count, dtype=float),
+        }
+    )
+    features = build_features(records, INDEX)
+    assert features.loc[BOB, "repeat_medicines"] == count - 1
