@@ -112,7 +112,7 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
         onset[got, c] = np.maximum(onset[got, c], dob[got])
         has[got, c] = 1.0
     people["onset"] = onset
-    efi, _ = story.frailty(age, imd, has, w, people["u_def"], 0.0, people["g_med"], people["u_med"])
+    efi, _ = story.frailty(age, imd, has, z, w, people["u_def"], 0.0, people["g_med"], people["u_med"])
     score = story.care_home_log_score(age, has, efi)
     old = age >= 65
     if solve:
@@ -140,7 +140,7 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
 def _state(story: Story, people: dict, day: int):
     age = age_at(people["dob"], day)
     has = (people["onset"] <= day).astype(float)
-    efi, medicines = story.frailty(age, people["imd"], has, people["w"], people["u_def"], people["cum_adm"],
+    efi, medicines = story.frailty(age, people["imd"], has, people["z"], people["w"], people["u_def"], people["cum_adm"],
                                    people["g_med"], people["u_med"])
     return age, has, efi, medicines
 

@@ -147,14 +147,18 @@ class Story:
                 + self.profile["latent"]["condition_log_rr"] * z + has @ self.log_raises[:, c])
 
     # ---- frailty, medicines ------------------------------------------------------------------
-    def frailty(self, age, imd, has, w, u_def, cum_adm, g_med, u_med):
-        """(eFI 0..1, repeat medicines) for people at ``age`` with conditions ``has``."""
+    def frailty(self, age, imd, has, z, w, u_def, cum_adm, g_med, u_med):
+        """(eFI 0..1, repeat medicines) for people at ``age`` with conditions ``has`` and current latent
+        health state ``z``: a sicker spell shows as more deficits and more repeat medicines."""
         fr = self.profile["frailty"]
         med = self.profile["medicines"]
+        latent = self.profile["latent"]
         eff = self.effective_age(age, imd)
-        other = fr["other_level"] * np.exp(fr["other_age_log_slope"] * (eff - 65) + fr["other_sd_log"] * w)
+        other = fr["other_level"] * np.exp(fr["other_age_log_slope"] * (eff - 65) + fr["other_sd_log"] * w
+                                           + latent["frailty_log_rr"] * z)
         other = np.minimum(np.floor(other + u_def + fr["deficits_per_admission"] * cum_adm), fr["max_other_deficits"])
-        base_meds = (med["base_mean"] + med["per_year_over_30"] * np.maximum(age - 30, 0)) * g_med
+        base_meds = ((med["base_mean"] + med["per_year_over_30"] * np.maximum(age - 30, 0)) * g_med
+                     * np.exp(latent["medicines_log_rr"] * z))
         medicines = np.floor(base_meds + has @ self.cond_medicines + u_med)
         deficits = has @ self.cond_efi + (medicines >= fr["polypharmacy_threshold"]) + other
         return np.minimum(deficits, 36) / 36.0, medicines
