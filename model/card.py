@@ -109,6 +109,9 @@ def sections(manifest: dict, evaluation: dict | None) -> list[tuple[str, list]]:
     cards.append(("Limitations and when not to use it", [
         "Trained and validated on synthetic data only: its figures describe the generator, not a real "
         "population. Before any real use it must be retrained and validated on local records.",
+        "Part of each person's risk in the generator is a hidden health state that drifts from year to "
+        "year; the records show it only indirectly (GP, outpatient and A&E contacts, repeat medicines, "
+        "frailty), so the model ranks a little below the generator's own probability (the oracle).",
         "Do not use it for people not registered with a GP practice, for children's safeguarding, to "
         "ration or withdraw care, or on populations whose coding or admission patterns differ from the "
         "training data without re-validation. Recalibrate when the admission rate shifts.",
