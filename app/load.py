@@ -385,7 +385,10 @@ def _chunks(values: list) -> list[list]:
 
 def _found(session, column, values: list, *where) -> list:
     """The ``values`` present in ``column`` (rows matching ``where``), asked in chunks."""
-    return sorted({v for chunk in _chunks(values) for v in session.scalars(select(column).where(column.in_(chunk), *where))})
+    found = set()
+    for chunk in _chunks(values):
+        found.update(session.scalars(select(column).where(column.in_(chunk), *where)))
+    return sorted(found)
 
 
 def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[str]) -> ScoreRun:
