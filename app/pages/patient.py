@@ -75,7 +75,7 @@ with right:
     if reasons:
         st.markdown("\n".join(f"{i}. {r['text']}" for i, r in enumerate(reasons, 1)))
     else:
-        st.caption("No reasons recorded for this person (reasons are given for the top 5%).")
+        st.caption("No reasons recorded for this person (the score run explained only its highest-risk people).")
     weighed = [r for r in reasons if isinstance(r.get("contribution"), (int, float))]
     if weighed:
         st.pyplot(ui.contribution_chart(
