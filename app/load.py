@@ -94,20 +94,9 @@ class LoadSummary:
 
 def model_identity(model_dir: str | Path) -> tuple[str, dict]:
     """(sha256 of model.joblib, manifest) after checking the manifest's own hash matches the file."""
-    from model.persist import MODEL_FILE, file_sha256, read_manifest  # heavy imports, only when used
+    from model.persist import verified_model_file  # heavy imports, only when used
 
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    model_file = model_dir / manifest.get("model_file", MODEL_FILE)
-    if not model_file.is_file():
-        raise UserInputError(f"The model folder {model_dir} has no {model_file.name}.")
-    sha = file_sha256(model_file)
-    declared = manifest.get("sha256")
-    if declared != sha:
-        raise UserInputError(
-            f"{model_file} does not match its manifest (sha256 {sha[:12]}… vs {str(declared)[:12]}…); "
-            "the file has been changed since it was saved."
-        )
+    _, sha, manifest = verified_model_file(model_dir)
     return sha, manifest
 
 

@@ -102,6 +102,22 @@ def model_sha256(model_dir: str | Path) -> str:
     return read_manifest(model_dir)["sha256"]
 
 
+def verified_model_file(model_dir: str | Path) -> tuple[Path, str, dict]:
+    """(model file, its sha256, manifest), refusing a missing file or one its manifest does not match."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    path = model_dir / manifest.get("model_file", MODEL_FILE)
+    if not path.exists():
+        raise UserInputError(f"The model file {path} is missing.")
+    actual = file_sha256(path)
+    if actual != manifest.get("sha256"):
+        raise UserInputError(
+            f"Refusing to load {path}: its sha256 {actual[:12]}... does not match its manifest's "
+            f"{str(manifest.get('sha256'))[:12]}..., so the file has been changed or replaced."
+        )
+    return path, actual, manifest
+
+
 def _major(version: str) -> str:
     return version.split(".")[0]
 
@@ -112,17 +128,7 @@ def load(model_dir: str | Path) -> FittedModel:
 
     from model.training import FittedModel
 
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    path = model_dir / manifest.get("model_file", MODEL_FILE)
-    if not path.exists():
-        raise UserInputError(f"The model file {path} is missing.")
-    actual = file_sha256(path)
-    if actual != manifest.get("sha256"):
-        raise UserInputError(
-            f"Refusing to load {path}: its sha256 {actual[:12]}... does not match the manifest's "
-            f"{str(manifest.get('sha256'))[:12]}..., so the file has been changed or replaced."
-        )
+    path, _, manifest = verified_model_file(model_dir)
     made_with = manifest.get("libraries", {}).get("scikit-learn", "unknown")
     running = metadata.version("scikit-learn")
     if _major(made_with) != _major(running):
