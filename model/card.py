@@ -38,9 +38,10 @@ def sections(manifest: dict, evaluation: dict | None) -> list[tuple[str, list]]:
             f"{manifest['training_index_date']} (model file sha256 `{manifest['sha256']}`, created "
             f"{manifest['created_at']}).",
             "Gradient-boosted decision trees (scikit-learn HistGradientBoostingClassifier) in a "
-            "scikit-learn Pipeline, with sigmoid (Platt) calibration fitted on a held-out 20% of the "
-            f"training year. Settings chosen from a small fixed grid by log loss on that held-out part "
-            f"(training period only): {json.dumps(manifest.get('settings', {}))}; "
+            "scikit-learn Pipeline, fitted on everyone in the training year, with sigmoid (Platt) "
+            f"calibration learned from {training.get('calibration_folds', 5)}-fold cross-fitted scores of "
+            "the same year. Settings chosen from a small fixed grid by log loss on a held-out 20% of the "
+            f"training year (training period only): {json.dumps(manifest.get('settings', {}))}; "
             f"{training.get('boosting_iterations', '–')} boosting iterations (early stopping).",
         ]),
         ("Intended use and users", [

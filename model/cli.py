@@ -32,7 +32,7 @@ def train_command(args: argparse.Namespace) -> int:
     from model.training import CANDIDATE_SETTINGS, fit, training_features
 
     index_date = parse_index_date(args.index_date)
-    with _progress(len(CANDIDATE_SETTINGS) + 2, "train") as progress:
+    with _progress(len(CANDIDATE_SETTINGS) + 3, "train") as progress:
         records = read_records(args.records)
         features = training_features(records, index_date)
         progress.update(1)
@@ -44,7 +44,7 @@ def train_command(args: argparse.Namespace) -> int:
     print(
         f"Trained on {summary['people']:,} people registered on {index_date:%Y-%m-%d} "
         f"({summary['event_rate']:.1%} had an emergency admission in the next 12 months); "
-        f"AUROC {summary['calibration_part_auroc']:.3f} on the held-out training part. "
+        f"AUROC {summary['held_out_auroc']:.3f} on the held-out training part. "
         f"Saved to {args.out} (sha256 {manifest['sha256'][:12]})."
     )
     return 0

@@ -1,7 +1,8 @@
 """Train the risk model: gradient-boosted trees on one index date, calibrated within training data.
 
-The fitted object is a scikit-learn Pipeline (design matrix -> HistGradientBoostingClassifier)
-wrapped in a sigmoid ``CalibratedClassifierCV`` fitted on a held-out part of the *training* period.
+The fitted object is a scikit-learn Pipeline (design matrix -> HistGradientBoostingClassifier),
+fitted on every training person, wrapped in a sigmoid ``CalibratedClassifierCV`` whose calibration
+comes from cross-fitted margins within the *training* period.
 Sigmoid calibration is a monotone map of the boosted margin, so the ranking and the SHAP
 explanations of the margin stay exactly consistent with the calibrated probability.
 
@@ -20,9 +21,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -38,8 +38,11 @@ from features.errors import UserInputError
 from features.records import Records
 
 RANDOM_STATE = 20240101
-CALIBRATION_FRACTION = 0.2
-# Small, fixed search; each candidate is judged on an inner split of the training period only.
+# Small, fixed search; each candidate is judged on a held-out part of the training period only.
+HELD_OUT_FRACTION = 0.2
+# The final model is fitted on every training person; its calibration comes from this many folds.
+CALIBRATION_FOLDS = 5
+MIN_PEOPLE_PER_OUTCOME = 2 * CALIBRATION_FOLDS
 CANDIDATE_SETTINGS = (
     {"learning_rate": 0.06, "max_leaf_nodes": 15, "min_samples_leaf": 100, "l2_regularization": 1.0},
     {"learning_rate": 0.06, "max_leaf_nodes": 31, "min_samples_leaf": 200, "l2_regularization": 1.0},
@@ -135,7 +138,7 @@ class FittedModel:
 
     @property
     def pipeline(self) -> Pipeline:
-        return self.calibrated.calibrated_classifiers_[0].estimator.estimator
+        return self.calibrated.calibrated_classifiers_[0].estimator
 
     @property
     def boosting(self) -> HistGradientBoostingClassifier:
@@ -200,34 +203,52 @@ def training_features(records: Records, index_date: str | pd.Timestamp) -> pd.Da
 
 
 def fit(features: pd.DataFrame, index_date: str, progress=None) -> FittedModel:
-    """Fit on a labelled feature table (all from the training period)."""
+    """Fit on a labelled feature table (all from the training period).
+
+    The candidate settings are compared on a held-out part of the training people; the chosen
+    pipeline is then fitted on everyone, with its sigmoid calibration learned from cross-fitted
+    margins (each fold's model scores the people it did not see), so no training person is left out.
+    """
     # A predictor never recorded in this population (e.g. no observations table) is left out.
     predictors = tuple(c for c in PREDICTOR_COLUMNS if features[c].notna().any())
     X = features[list(predictors)]
     y = features[LABEL].to_numpy()
-    X_fit, X_calibrate, y_fit, y_calibrate = train_test_split(
-        X, y, test_size=CALIBRATION_FRACTION, stratify=y, random_state=RANDOM_STATE
+    admitted = int(y.sum())
+    fewer = min(admitted, len(y) - admitted)
+    if fewer < MIN_PEOPLE_PER_OUTCOME:
+        what = "had an emergency admission" if admitted == fewer else "had no emergency admission"
+        raise UserInputError(
+            f"Only {fewer:,} of the {len(y):,} people registered on {index_date} {what} in the next "
+            f"12 months; training needs at least {MIN_PEOPLE_PER_OUTCOME} people with and "
+            f"{MIN_PEOPLE_PER_OUTCOME} without one."
+        )
+    X_fit, X_held_out, y_fit, y_held_out = train_test_split(
+        X, y, test_size=HELD_OUT_FRACTION, stratify=y, random_state=RANDOM_STATE
     )
-    # Pick the candidate with the lowest log loss on the calibration part (training period only).
     best = None
     for settings in CANDIDATE_SETTINGS:
         with model_threads():
             pipeline = make_pipeline(settings).fit(X_fit, y_fit)
-        loss = log_loss(y_calibrate, pipeline.predict_proba(X_calibrate)[:, 1])
+            probability = pipeline.predict_proba(X_held_out)[:, 1]
+        loss = log_loss(y_held_out, probability)
         if best is None or loss < best[0]:
-            best = (loss, settings, pipeline)
+            best = (loss, settings, roc_auc_score(y_held_out, probability))
         if progress is not None:
             progress.update(1)
-    loss, settings, pipeline = best
-    calibrated = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid")
-    calibrated.fit(X_calibrate, y_calibrate)
-    probability = calibrated.predict_proba(X_calibrate)[:, 1]
+    loss, settings, held_out_auroc = best
+    folds = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=RANDOM_STATE)
+    calibrated = CalibratedClassifierCV(make_pipeline(settings), method="sigmoid", cv=folds, ensemble=False)
+    with model_threads():
+        calibrated.fit(X, y)
+    if progress is not None:
+        progress.update(1)
     summary = {
         "people": int(len(features)),
         "event_rate": float(y.mean()),
-        "calibration_part_auroc": float(roc_auc_score(y_calibrate, probability)),
-        "calibration_part_log_loss": float(log_loss(y_calibrate, probability)),
-        "boosting_iterations": int(pipeline.named_steps["boosting"].n_iter_),
+        "held_out_auroc": float(held_out_auroc),
+        "held_out_log_loss": float(loss),
+        "calibration_folds": CALIBRATION_FOLDS,
+        "boosting_iterations": int(calibrated.calibrated_classifiers_[0].estimator.named_steps["boosting"].n_iter_),
     }
     return FittedModel(
         calibrated=calibrated, index_date=str(index_date), predictors=predictors,
