@@ -28,8 +28,6 @@ from synthetic_cohort.story import (
 EPOCH = np.datetime64("1970-01-01", "D")
 KIND = {kind: i for i, kind in enumerate(ENCOUNTER_KINDS)}
 CODE_OF_ORDER = np.array([CONDITION_CODES.index(c) for c in CONDITION_ORDER])  # story order -> code index
-PERSON_FIELDS = ("dob", "female", "eth", "imd", "z", "w", "u_def", "g_med", "u_med", "care_home",
-                 "practice", "reg_from", "reg_to", "death", "cum_adm", "prior", "onset")
 
 
 def day_of(year: int, month: int = 1, day: int = 1) -> int:
@@ -89,6 +87,10 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
         "dob": dob, "female": female, "eth": eth, "imd": imd, "z": z, "w": w,
         "u_def": rng.random(n), "g_med": rng.gamma(2.0, 0.5, n), "u_med": rng.random(n),
         "cum_adm": np.zeros(n), "prior": np.zeros(n),
+        # Health drifts through the year, not on 1 January: each person's latent state moves once a
+        # year on a day of their own (days after 1 January), so an index date sees the current state
+        # in the months of records before it.
+        "change_day": rng.integers(1, 365, n),
     }
     # conditions already present on arrival, in story order; onset dates from the truncated hazard
     eff = story.effective_age(age, imd)
@@ -145,9 +147,13 @@ def _state(story: Story, people: dict, day: int):
     return age, has, efi, medicines
 
 
+def admission_log_rate_before_latent(story: Story, people: dict, age, has, efi) -> np.ndarray:
+    return story.admission_log_rate_before_latent(age, people["female"], people["imd"], has, efi,
+                                                  people["care_home"], people["prior"])
+
+
 def admission_log_rate(story: Story, people: dict, age, has, efi) -> np.ndarray:
-    return story.admission_log_rate(age, people["female"], people["imd"], has, efi, people["care_home"],
-                                    people["prior"], people["z"])
+    return story.capped_admission_log_rate(admission_log_rate_before_latent(story, people, age, has, efi), people["z"])
 
 
 def _solve_admissions(story: Story, people: dict, day: int) -> None:
@@ -236,8 +242,8 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
         active = np.flatnonzero((people["reg_from"] <= jan1) & (people["reg_to"] > jan1) & (people["death"] > jan1))
         sub = {k: v[active] for k, v in people.items()}
         age, has, efi, medicines = _state(story, sub, jan1)
-        log_rate = admission_log_rate(story, sub, age, has, efi)
-        probability = -np.expm1(-np.exp(log_rate))
+        before_latent = admission_log_rate_before_latent(story, sub, age, has, efi)
+        probability = story.year_admission_probability(before_latent, sub["z"], sub["change_day"] / ndays)
         truth.append((active, np.full(active.size, year, dtype=np.int16), probability))
         adult = age >= 18
         for code, values in (("efi", efi), ("repeat_medicines", medicines)):
@@ -266,35 +272,45 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
         people = _concat(people, arrivals)
         new_index = first_new + np.arange(len(arrivals["dob"]))
         new_age, new_has, new_efi, _ = _state(story, arrivals, jan1)
-        new_log_rate = admission_log_rate(story, arrivals, np.maximum(new_age, 0), new_has, new_efi)
+        new_before_latent = admission_log_rate_before_latent(story, arrivals, np.maximum(new_age, 0), new_has, new_efi)
         # a year of use for everyone on the list at some point in it
         person = np.concatenate([active, new_index])
         begin = np.concatenate([np.full(active.size, jan1), arrivals["reg_from"]])
         finish = np.concatenate([end, np.full(new_index.size, next_jan1)])
         length = np.maximum(finish - begin, 0)
         fraction = length / ndays
-        rate = np.exp(np.concatenate([log_rate, new_log_rate]))
+        before_latent_all = np.concatenate([before_latent, new_before_latent])
         p_all = {k: people[k][person] for k in ("z", "female", "imd", "prior")}
         age_all = np.maximum(age_at(people["dob"][person], jan1), 0)
         has_all = (people["onset"][person] <= jan1).astype(float)
         n_cond = has_all.sum(axis=1)
         efi_all = np.concatenate([efi, new_efi])
-        admissions = rng.poisson(rate * fraction)
-        who, days, kinds = _events(rng, person, admissions, begin, length, KIND["emergency_admission"])
-        enc.append((who, days, kinds))
-        via_ae = rng.random(who.size) < contacts["ae_share_of_admissions"]
-        enc.append((who[via_ae], days[via_ae], np.full(via_ae.sum(), KIND["ae_attendance"], dtype=np.int8)))
-        latent = contacts["latent_log_rr"] * p_all["z"]
         per_cond = contacts["per_condition_log_rr"] * n_cond
         age_ae = 1 + 0.5 * (age_all < 5) + 0.3 * ((age_all >= 18) & (age_all < 30)) + 0.6 * (age_all >= 80)
-        ae_rate = contacts["ae_base"] * age_ae * np.exp(latent + 0.6 * story.dep_score(p_all["imd"]) + 0.3 * np.minimum(p_all["prior"], 3))
-        op_rate = contacts["outpatient_base"] * np.exp(latent + per_cond + 0.01 * (age_all - 40))
-        el_rate = contacts["elective_base"] * np.exp(per_cond + 0.025 * (age_all - 40))
-        gp_rate = contacts["gp_base"] * np.exp(latent + per_cond + contacts["efi_log_rr_per_unit"] * efi_all
-                                               + contacts["female_gp_log_rr"] * p_all["female"] + 0.5 * (age_all < 5))
-        for kind, k_rate in (("ae_attendance", ae_rate), ("outpatient", op_rate), ("elective_admission", el_rate),
-                             ("gp_consultation", gp_rate)):
-            enc.append(_events(rng, person, rng.poisson(k_rate * fraction), begin, length, KIND[kind]))
+        z_after = rho * people["z"] + np.sqrt(1 - rho ** 2) * rng.standard_normal(len(people["z"]))
+        change = jan1 + people["change_day"][person]
+        admissions = np.zeros(person.size)
+        # two spells: before and after this year's change of latent state
+        for z, spell_begin, spell_end in ((p_all["z"], begin, np.minimum(finish, change)),
+                                          (z_after[person], np.maximum(begin, change), finish)):
+            spell = np.maximum(spell_end - spell_begin, 0)
+            spell_fraction = spell / ndays
+            rate = np.exp(story.capped_admission_log_rate(before_latent_all, z))
+            spell_admissions = rng.poisson(rate * spell_fraction)
+            admissions += spell_admissions
+            who, days, kinds = _events(rng, person, spell_admissions, spell_begin, spell, KIND["emergency_admission"])
+            enc.append((who, days, kinds))
+            via_ae = rng.random(who.size) < contacts["ae_share_of_admissions"]
+            enc.append((who[via_ae], days[via_ae], np.full(via_ae.sum(), KIND["ae_attendance"], dtype=np.int8)))
+            latent = contacts["latent_log_rr"] * z
+            ae_rate = contacts["ae_base"] * age_ae * np.exp(latent + 0.6 * story.dep_score(p_all["imd"]) + 0.3 * np.minimum(p_all["prior"], 3))
+            op_rate = contacts["outpatient_base"] * np.exp(latent + per_cond + 0.01 * (age_all - 40))
+            el_rate = contacts["elective_base"] * np.exp(per_cond + 0.025 * (age_all - 40))
+            gp_rate = contacts["gp_base"] * np.exp(latent + per_cond + contacts["efi_log_rr_per_unit"] * efi_all
+                                                   + contacts["female_gp_log_rr"] * p_all["female"] + 0.5 * (age_all < 5))
+            for kind, k_rate in (("ae_attendance", ae_rate), ("outpatient", op_rate), ("elective_admission", el_rate),
+                                 ("gp_consultation", gp_rate)):
+                enc.append(_events(rng, person, rng.poisson(k_rate * spell_fraction), spell_begin, spell, KIND[kind]))
         people["prior"][person] = admissions
         people["cum_adm"][person] += admissions
         # new diagnoses during the year
@@ -308,7 +324,7 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
             p_onset = -np.expm1(-story.cond_level[c] * np.exp(log_m) * dh) * fraction
             onset = free & (rng.random(person.size) < p_onset)
             people["onset"][person[onset], c] = begin[onset] + (rng.random(onset.sum()) * length[onset]).astype(np.int64)
-        people["z"] = rho * people["z"] + np.sqrt(1 - rho ** 2) * rng.standard_normal(len(people["z"]))
+        people["z"] = z_after
     people["given_name"], people["family_name"] = draw_names(rng, people["eth"], people["female"], ETHNIC_GROUPS)
     holder, condition = np.nonzero(people["onset"] != NEVER)
     conditions = (holder, CODE_OF_ORDER[condition], people["onset"][holder, condition])

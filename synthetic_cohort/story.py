@@ -32,6 +32,15 @@ CONDITION_ORDER = (
 assert sorted(CONDITION_ORDER) == sorted(CONDITION_CODES)
 
 
+def _standard_normal_nodes(count: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights (summing to 1) for an expectation over a standard normal."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(count)
+    return nodes, weights / weights.sum()
+
+
+STANDARD_NORMAL_NODES = _standard_normal_nodes()
+
+
 def _age_group(age: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.array(AGE_GROUP_EDGES), age, side="right")
 
@@ -164,7 +173,8 @@ class Story:
         return np.minimum(deficits, 36) / 36.0, medicines
 
     # ---- rates -----------------------------------------------------------------------------------
-    def admission_log_rate(self, age, female, imd, has, efi, care_home, prior, z):
+    def admission_log_rate_before_latent(self, age, female, imd, has, efi, care_home, prior):
+        """Everything in the log rate but the latent state and the ceiling."""
         adm = self.profile["admissions"]
         band = np.searchsorted(self.admission_band_starts, age, side="right") - 1
         quintile = (np.asarray(imd) - 1) // 2
@@ -172,10 +182,25 @@ class Story:
         # sub-multiplicative): at most exp(cap) times the risk of someone without either
         burden = has @ self.cond_admission + adm["efi_log_rr_per_unit"] * efi
         cap = adm["burden_log_rr_cap"]
-        return np.minimum(self.admission_intercept[band, quintile] + cap * np.tanh(burden / cap)
+        return (self.admission_intercept[band, quintile] + cap * np.tanh(burden / cap)
                 + adm["care_home_log_rr"] * care_home
-                + adm["prior_admission_log_rr"] * np.log1p(np.minimum(prior, 5)) + adm["latent_log_rr"] * z
-                + adm["female_log_rr"] * female, np.log(adm["max_expected_admissions"]))
+                + adm["prior_admission_log_rr"] * np.log1p(np.minimum(prior, 5)) + adm["female_log_rr"] * female)
+
+    def capped_admission_log_rate(self, before_latent, z):
+        adm = self.profile["admissions"]
+        return np.minimum(before_latent + adm["latent_log_rr"] * z, np.log(adm["max_expected_admissions"]))
+
+    def year_admission_probability(self, before_latent, z, share_before_change):
+        """P(at least one emergency admission in the year) for someone on the list all year whose latent
+        state is ``z`` until their change day (``share_before_change`` of the year) and then
+        ``persistence * z + innovation``; the innovation, not yet drawn on 1 January, is integrated out."""
+        rho = self.profile["latent"]["persistence"]
+        rate_now = np.exp(self.capped_admission_log_rate(before_latent, z))
+        no_admission_after = np.zeros(np.shape(rate_now))
+        for node, weight in zip(*STANDARD_NORMAL_NODES):
+            later = np.exp(self.capped_admission_log_rate(before_latent, rho * z + np.sqrt(1 - rho**2) * node))
+            no_admission_after += weight * np.exp(-later * (1 - share_before_change))
+        return 1 - np.exp(-rate_now * share_before_change) * no_admission_after
 
     def _death_band(self, age):
         return np.minimum((age // 5).astype(int), 20)

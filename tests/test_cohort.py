@@ -153,3 +153,31 @@ def test_validate_rejects_a_folder_without_records(tmp_path, capsys):
 
     assert main(["cohort", "validate", str(tmp_path / "missing")]) == 2
     assert "no patients.parquet" in capsys.readouterr().err
+
+
+def test_truth_is_the_probability_over_the_states_change_during_the_year():
+    """The truth integrates the latent state's change on each person's own day; drawing the year's
+    admissions spell by spell, as the simulation does, gives the same probability."""
+    from synthetic_cohort.simulate import calibrated_story
+
+    story = calibrated_story("england")
+    rho = story.profile["latent"]["persistence"]
+    before_latent = np.array([-3.0, -1.5, -1.0, 0.5])
+    z = np.array([-1.0, 0.5, 2.0, 0.0])
+    share_before_change = np.array([0.2, 0.5, 0.9, 1.0])
+    truth = story.year_admission_probability(before_latent, z, share_before_change)
+
+    rng = np.random.default_rng(3)
+    draws = 400_000
+    rate_now = np.exp(story.capped_admission_log_rate(before_latent, z))
+    z_later = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal((draws, 1))
+    rate_later = np.exp(story.capped_admission_log_rate(before_latent, z_later))
+    admitted = (rng.poisson(rate_now * share_before_change, (draws, 4))
+                + rng.poisson(rate_later * (1 - share_before_change))) > 0
+    simulated = admitted.mean(axis=0)
+    standard_error = np.sqrt(simulated * (1 - simulated) / draws)
+    assert np.all(np.abs(truth - simulated) < 4 * standard_error)
+    # no change left in the year: the plain Poisson probability of the current state
+    assert truth[3] == pytest.approx(-np.expm1(-rate_now[3]))
+    # the later state is unknown on 1 January, so it lowers a high current risk
+    assert truth[2] < -np.expm1(-rate_now[2])
