@@ -29,6 +29,8 @@ ADMISSION_BANDS = {"0_19": (0, 20), "20_37": (20, 38), "38_52": (38, 53), "53_66
                    "85_plus": (85, 200), "all_ages": (0, 200)}
 EFI_CATEGORIES = ("fit", "mild", "moderate", "severe")
 EFI_CUTS = (0.12, 0.24, 0.36)
+# Contact kinds with a published rate per person-year (encounter kind -> measure name).
+CONTACT_KINDS = {"gp_consultation": "gp_appointments", "outpatient": "outpatient_attendances"}
 AGE_BANDS = [0, 18, 30, 40, 50, 60, 70, 80, 90, 200]
 AGE_LABELS = ["0-17", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90+"]
 
@@ -99,6 +101,7 @@ class Measured:
     exposure: pd.Series            # years on the list in the year
     died: pd.Series                # died in the year
     truth: pd.Series | None        # generator's probability for the year
+    contacts: dict[str, pd.Series]  # GP appointments and outpatient attendances in the year per person
 
 
 def measure(directory: Path) -> Measured:
@@ -126,9 +129,12 @@ def measure(directory: Path) -> Measured:
     frame["n_mental"] = flags[sorted(MENTAL)].sum(axis=1).to_numpy()
     observations = pd.read_parquet(directory / "observations.parquet", filters=[("code", "==", "efi"), ("date", "==", jan1)])
     frame["efi"] = observations.set_index("nhs_number")["value"].reindex(frame.index)
-    encounters = pd.read_parquet(directory / "encounters.parquet", columns=["nhs_number", "date"],
-                                 filters=[("kind", "==", "emergency_admission"), ("date", ">=", jan1), ("date", "<", next_jan1)])
-    admissions = encounters["nhs_number"].value_counts().reindex(frame.index, fill_value=0)
+    encounters = pd.read_parquet(directory / "encounters.parquet", columns=["nhs_number", "kind"],
+                                 filters=[("kind", "in", ["emergency_admission", *CONTACT_KINDS]),
+                                          ("date", ">=", jan1), ("date", "<", next_jan1)])
+    counts = {kind: encounters.loc[encounters["kind"] == kind, "nhs_number"].value_counts().reindex(frame.index, fill_value=0)
+              for kind in ["emergency_admission", *CONTACT_KINDS]}
+    admissions = counts.pop("emergency_admission")
     leaves = people["registered_to"].fillna(next_jan1).clip(upper=next_jan1)
     exposure = (leaves - jan1).dt.days / (next_jan1 - jan1).days
     died = people["date_of_death"].between(jan1, next_jan1, inclusive="left")
@@ -136,7 +142,7 @@ def measure(directory: Path) -> Measured:
     if (directory / "truth.parquet").exists():
         t = pd.read_parquet(directory / "truth.parquet", filters=[("year", "==", year)])
         truth = t.set_index("nhs_number")["probability"].reindex(frame.index)
-    return Measured(year, frame, admissions, exposure, died, truth)
+    return Measured(year, frame, admissions, exposure, died, truth, counts)
 
 
 def _efi_category(efi: pd.Series) -> pd.Series:
@@ -179,6 +185,8 @@ def measures(m: Measured) -> dict[str, float]:
         if name not in ("85_plus", "all_ages"):
             out[f"admission_ratio_most_to_least_quintile_{name}"] = (
                 _rate(m, band & (p["imd"] <= 2)) / max(_rate(m, band & (p["imd"] >= 9)), 1e-9))
+    for kind, name in CONTACT_KINDS.items():
+        out[f"{name}_per_person_year"] = float(m.contacts[kind].sum() / max(m.exposure.sum(), 1e-9))
     out["percent_admissions_aged_65_plus"] = 100 * m.admissions[age >= 65].sum() / max(m.admissions.sum(), 1)
     old = age >= 65
     category = _efi_category(p["efi"].fillna(0))
