@@ -33,6 +33,7 @@ from features.records import (
     NHS_NUMBER_CHECK,
     schema_problems,
 )
+from model.score_file import decode_score_metadata
 from app import settings
 from app.db import get_engine, session_scope
 from app.services import audit
@@ -55,10 +56,7 @@ KEEP_PREVIOUS_RUNS = 1  # the run before the current one stays, for comparison
 FLAG_COLUMNS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 DEMO_CASELOAD_SIZE = 40
 SQLITE_LOAD_CACHE_KIB = 256 * 1024
-SCORE_METADATA_KEYS = {  # what the loader records -> schema metadata keys, most specific first
-    "model_sha256": ("proactive_care.model_sha256", "model_sha256"),
-    "index_date": ("proactive_care.index_date", "index_date"),
-}
+OLDER_METADATA_COLUMNS = ("model_sha256", "index_date")  # files before schema metadata: one value repeated
 IN_CLAUSE_CHUNK = 5_000  # values per IN (...) list: well under SQLite's bound-parameter limit
 
 SCORES_SCHEMA = pa.DataFrameSchema(
@@ -143,20 +141,9 @@ def _json_list(value) -> str | None:
     return json.dumps([str(v) for v in list(value)])
 
 
-def score_metadata(raw: dict[bytes, bytes]) -> dict[str, str]:
-    """``model_sha256`` and ``index_date`` from a score file's Arrow schema metadata, preferring the
-    keys `proactive-care score` writes (``proactive_care.*``) over older unprefixed ones."""
-    text = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
-    meta = {}
-    for name, keys in SCORE_METADATA_KEYS.items():
-        value = next((text[key] for key in keys if text.get(key)), None)
-        if value:
-            meta[name] = value
-    return meta
-
-
 def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
-    """The score file, its metadata (model_sha256, index_date if present) and any problems."""
+    """The score file, its metadata (``model.score_file.decode_score_metadata``: model_sha256,
+    index_date, top_cutoffs; None where absent) and any problems."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"The score file {path} does not exist.")
@@ -165,15 +152,19 @@ def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame
         raw_meta = pq.read_schema(path).metadata or {}
     except Exception as error:
         return None, {}, [RecordProblem(path.name, None, None, f"cannot be read ({type(error).__name__}: {error})")]
-    meta = score_metadata(raw_meta)
-    for column in SCORE_METADATA_KEYS:  # older files: one value repeated in a column
-        if column in frame.columns and frame[column].nunique() == 1:
-            meta.setdefault(column, str(frame[column].iloc[0])[:64])
+    problems = []
+    try:
+        meta = decode_score_metadata(raw_meta)
+    except UserInputError as error:
+        meta, problems = {}, [RecordProblem(path.name, None, None, str(error))]
+    for column in OLDER_METADATA_COLUMNS:
+        if meta.get(column) is None and column in frame.columns and frame[column].nunique() == 1:
+            meta[column] = str(frame[column].iloc[0])[:64]
     if "nhs_number" not in frame.columns and frame.index.name == "nhs_number":
         frame = frame.reset_index()
     frame = frame.reset_index(drop=True)
-    problems = [RecordProblem(path.name, p.row, p.column, p.message)
-                for p in schema_problems("scores", frame, SCORES_SCHEMA)]
+    problems += [RecordProblem(path.name, p.row, p.column, p.message)
+                 for p in schema_problems("scores", frame, SCORES_SCHEMA)]
     if "nhs_number" in frame.columns:
         unknown = ~frame["nhs_number"].astype(str).astype(object).isin(known_people)
         problems += [RecordProblem(path.name, int(i) + 1, "nhs_number", "no such person in the records' patients")

@@ -368,10 +368,3 @@ def test_adding_needs_a_current_run(store_url, tiny_inputs, tmp_path):
         load(imported["records"], imported["scores"], tiny_inputs["model"], store_url, add_to_current=True,
              progress=False)
     assert table_counts(store_url)["scores"] == 0
-
-
-def test_the_loader_reads_the_metadata_keys_score_writes():
-    from app.load import SCORE_METADATA_KEYS as READ
-    from model.scoring import SCORE_METADATA_KEYS as WRITTEN  # the loader avoids importing scoring itself
-
-    assert {name: keys[0] for name, keys in READ.items()} == WRITTEN

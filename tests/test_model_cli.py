@@ -53,13 +53,19 @@ def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys)
     assert manifest["metrics"]["auroc"] == report["methods"]["model"]["auroc"]
 
 
-def test_score_writes_the_score_file(records_dir, model_dir, tmp_path):
+def test_score_writes_the_score_file(records_dir, model_dir, tmp_path, capsys):
+    from model.scoring import read_score_metadata
+
     out = tmp_path / "scores.parquet"
     assert main(["score", "--records", str(records_dir), "--model", str(model_dir),
                  "--index-date", "2026-01-01", "--out", str(out), "--top-2pct-cutoff", "0.03"]) == 0
     scores = pd.read_parquet(out)
     assert scores["nhs_number"].is_unique
     assert scores["top_2pct"].mean() == pytest.approx(0.03, abs=0.01)
+    assert read_score_metadata(out)["top_cutoffs"] == {"top_2pct": 0.03, "top_5pct": 0.05}
+    printed = capsys.readouterr().out
+    assert (f"{scores['top_2pct'].sum():,} in the top 3%, {scores['top_5pct'].sum():,} in the top 5%"
+            in printed)
     assert scores.loc[scores["top_5pct"], "reasons"].notna().all()
 
 
