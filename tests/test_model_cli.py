@@ -32,6 +32,8 @@ def test_train_writes_model_manifest_and_card(model_dir):
 
 
 def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys):
+    from model.evaluate import score_option
+
     assert main(["evaluate", "--records", str(records_dir), "--model", str(model_dir), "--capacity", "100"]) == 0
     printed = capsys.readouterr().out
     assert "Our model" in printed and "Rule-based cohort" in printed and "Oracle" in printed
@@ -42,6 +44,8 @@ def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys)
     assert top["1%"]["flagged"] < top["2%"]["flagged"] < top["5%"]["flagged"] < top["10%"]["flagged"]
     assert 0 < top["5%"]["share_of_admissions"] <= 1
     assert report["capacity"]["people_reviewable"] == 100
+    advice = f"to flag these people, score with {score_option(report['capacity']['cutoff_fraction'])}"
+    assert advice in printed and advice in (model_dir / "evaluation.html").read_text()
     assert set(report["fairness"]) == {"sex", "age_band", "ethnicity", "imd_quintile"}
     assert any("Not recorded" == g["group"] for g in report["fairness"]["ethnicity"]["groups"])
     for image in report["images"].values():
