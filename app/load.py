@@ -33,7 +33,7 @@ from features.records import (
     NHS_NUMBER_CHECK,
     schema_problems,
 )
-from model.score_file import decode_score_metadata
+from model.score_file import cutoffs_in_force, decode_score_metadata
 from app import settings
 from app.db import get_engine, session_scope
 from app.services import audit
@@ -311,7 +311,7 @@ def load(
 
     With ``add_to_current`` the records' practices (e.g. an imported population) join the current
     run alongside the practices already in it instead of replacing it; refused if any of their
-    practice codes or NHS numbers is already there.
+    practice codes or NHS numbers is already there, or if their scores used other top cut-offs.
 
     All-or-nothing: any problem raises ``LoadRefused`` listing every problem before anything is
     written; the writes share one transaction, so an interrupted load changes nothing.
@@ -371,8 +371,14 @@ def _found(session, column, values: list, *where) -> list:
     return sorted(found)
 
 
-def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[str]) -> ScoreRun:
-    """The current run, if these practices and people may join it; otherwise ``LoadRefused`` (audited)."""
+def _cutoffs_text(top_cutoffs: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cutoff:g}" for name, cutoff in top_cutoffs.items())
+
+
+def _run_to_add_to(session, sha: str, top_cutoffs: dict[str, float], practice_codes: list[str],
+                   people: list[str]) -> ScoreRun:
+    """The current run, if these practices and people (scored with ``top_cutoffs``) may join it;
+    otherwise ``LoadRefused`` (audited)."""
     run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
     problem = None
     if run is None:
@@ -380,6 +386,9 @@ def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[st
     elif run.model_sha256 != sha:
         problem = (f"the current run was scored by model {run.model_sha256[:12]}… and these scores by "
                    f"{sha[:12]}…; one run holds one model's scores")
+    elif run.top_cutoffs != top_cutoffs:  # else one flag would mean two things within the run
+        problem = (f"these scores use the cut-offs {_cutoffs_text(top_cutoffs)} but the current run "
+                   f"{_cutoffs_text(run.top_cutoffs)}; score them with the current run's cut-offs")
     elif clash := _found(session, Score.practice_code, practice_codes, Score.run_id == run.id):
         problem = f"practice code(s) {', '.join(clash[:5])} are already in the current run"
     elif clash := (_found(session, Score.nhs_number, people, Score.run_id == run.id)
@@ -413,7 +422,8 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         sha = _checked_model(session, meta, model_dir)
         people = patients["nhs_number"].tolist()
         if add_to_current:
-            run = _run_to_add_to(session, sha, sorted(practices["practice_code"].unique()), people)
+            run = _run_to_add_to(session, sha, cutoffs_in_force(meta.get("top_cutoffs")),
+                                 sorted(practices["practice_code"].unique()), people)
         connection = session.connection()
         if connection.dialect.name == "sqlite":
             # A big page cache for this connection: index pages stay in memory during bulk inserts.
@@ -431,7 +441,8 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         bulk_insert(connection, "conditions", conditions)
         bulk_insert(connection, "encounter_summaries", summaries)
         if not add_to_current:
-            run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False)
+            run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False,
+                           **ScoreRun.cutoff_columns(meta.get("top_cutoffs")))
             session.add(run)
             session.flush()
         columns = ["nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
