@@ -342,8 +342,6 @@ def test_an_import_joins_the_current_run_as_its_own_practice(loaded_url, tiny_in
 
 
 def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_inputs, tmp_path, capsys):
-    from app.store import AuditEvent
-
     imported = _imported_inputs(tmp_path / "first")
     load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
          progress=False)
@@ -364,19 +362,24 @@ def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_i
             "--model", str(tiny_inputs["model"]), "--database", loaded_url, "--add-to-current"]
     assert main(args) == 2
     assert "Nothing was added: 12 NHS number(s)" in capsys.readouterr().err
-    after = table_counts(loaded_url)
+    assert len(_unchanged_but_refusals(loaded_url, before)) == 2
+
+
+def _unchanged_but_refusals(url: str, before: dict[str, int]) -> list:
+    """Asserts no table but the audit trail changed since ``before``; returns the audited add refusals."""
+    from app.store import AuditEvent
+
+    after = table_counts(url)
     assert {t: n for t, n in after.items() if t != "audit_events"} == {
         t: n for t, n in before.items() if t != "audit_events"}
-    engine = get_engine(loaded_url)
+    engine = get_engine(url)
     with session_scope(engine) as session:
         refusals = session.scalars(select(AuditEvent).where(AuditEvent.action == "score_run_add_refused")).all()
     engine.dispose()
-    assert len(refusals) == 2
+    return refusals
 
 
 def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_inputs, tmp_path):
-    from app.store import AuditEvent
-
     imported = _imported_inputs(tmp_path)
     other = _stamp(imported["scores"], tmp_path / "other.parquet",
                    {b"proactive_care.top_cutoffs": b'{"top_2pct": 0.013, "top_5pct": 0.05}'})
@@ -386,14 +389,8 @@ def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_input
     assert str(refused.value) == (
         "Nothing was added: these scores use the cut-offs top_2pct 0.013, top_5pct 0.05 but the current run "
         "top_2pct 0.02, top_5pct 0.05; score them with the current run's cut-offs.")
-    after = table_counts(loaded_url)
-    assert after["audit_events"] == before["audit_events"] + 1  # the refusal, and nothing else
-    assert {t: n for t, n in after.items() if t != "audit_events"} == {
-        t: n for t, n in before.items() if t != "audit_events"}
-    engine = get_engine(loaded_url)
-    with session_scope(engine) as session:
-        refusal = session.scalars(select(AuditEvent).where(AuditEvent.action == "score_run_add_refused")).one()
-    engine.dispose()
+    assert table_counts(loaded_url)["audit_events"] == before["audit_events"] + 1  # the refusal only
+    [refusal] = _unchanged_but_refusals(loaded_url, before)
     assert "top_2pct 0.013" in refusal.detail
     # The current run recorded no cut-offs (an older file), so it counts as 0.02/0.05 and these join it.
     defaults = _stamp(imported["scores"], tmp_path / "defaults.parquet",
