@@ -33,6 +33,7 @@ from features.records import (
     NHS_NUMBER_CHECK,
     schema_problems,
 )
+from model.score_file import cutoffs_in_force, decode_score_metadata
 from app import settings
 from app.db import get_engine, session_scope
 from app.services import audit
@@ -55,10 +56,7 @@ KEEP_PREVIOUS_RUNS = 1  # the run before the current one stays, for comparison
 FLAG_COLUMNS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 DEMO_CASELOAD_SIZE = 40
 SQLITE_LOAD_CACHE_KIB = 256 * 1024
-SCORE_METADATA_KEYS = {  # what the loader records -> schema metadata keys, most specific first
-    "model_sha256": ("proactive_care.model_sha256", "model_sha256"),
-    "index_date": ("proactive_care.index_date", "index_date"),
-}
+OLDER_METADATA_COLUMNS = ("model_sha256", "index_date")  # files before schema metadata: one value repeated
 IN_CLAUSE_CHUNK = 5_000  # values per IN (...) list: well under SQLite's bound-parameter limit
 
 SCORES_SCHEMA = pa.DataFrameSchema(
@@ -143,20 +141,9 @@ def _json_list(value) -> str | None:
     return json.dumps([str(v) for v in list(value)])
 
 
-def score_metadata(raw: dict[bytes, bytes]) -> dict[str, str]:
-    """``model_sha256`` and ``index_date`` from a score file's Arrow schema metadata, preferring the
-    keys `proactive-care score` writes (``proactive_care.*``) over older unprefixed ones."""
-    text = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
-    meta = {}
-    for name, keys in SCORE_METADATA_KEYS.items():
-        value = next((text[key] for key in keys if text.get(key)), None)
-        if value:
-            meta[name] = value
-    return meta
-
-
 def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame | None, dict, list[RecordProblem]]:
-    """The score file, its metadata (model_sha256, index_date if present) and any problems."""
+    """The score file, its metadata (``model.score_file.decode_score_metadata``: model_sha256,
+    index_date, top_cutoffs; None where absent) and any problems."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"The score file {path} does not exist.")
@@ -165,15 +152,19 @@ def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame
         raw_meta = pq.read_schema(path).metadata or {}
     except Exception as error:
         return None, {}, [RecordProblem(path.name, None, None, f"cannot be read ({type(error).__name__}: {error})")]
-    meta = score_metadata(raw_meta)
-    for column in SCORE_METADATA_KEYS:  # older files: one value repeated in a column
-        if column in frame.columns and frame[column].nunique() == 1:
-            meta.setdefault(column, str(frame[column].iloc[0])[:64])
+    problems = []
+    try:
+        meta = decode_score_metadata(raw_meta)
+    except UserInputError as error:
+        meta, problems = {}, [RecordProblem(path.name, None, None, str(error))]
+    for column in OLDER_METADATA_COLUMNS:
+        if meta.get(column) is None and column in frame.columns and frame[column].nunique() == 1:
+            meta[column] = str(frame[column].iloc[0])[:64]
     if "nhs_number" not in frame.columns and frame.index.name == "nhs_number":
         frame = frame.reset_index()
     frame = frame.reset_index(drop=True)
-    problems = [RecordProblem(path.name, p.row, p.column, p.message)
-                for p in schema_problems("scores", frame, SCORES_SCHEMA)]
+    problems += [RecordProblem(path.name, p.row, p.column, p.message)
+                 for p in schema_problems("scores", frame, SCORES_SCHEMA)]
     if "nhs_number" in frame.columns:
         unknown = ~frame["nhs_number"].astype(str).astype(object).isin(known_people)
         problems += [RecordProblem(path.name, int(i) + 1, "nhs_number", "no such person in the records' patients")
@@ -320,7 +311,7 @@ def load(
 
     With ``add_to_current`` the records' practices (e.g. an imported population) join the current
     run alongside the practices already in it instead of replacing it; refused if any of their
-    practice codes or NHS numbers is already there.
+    practice codes or NHS numbers is already there, or if their scores used other top cut-offs.
 
     All-or-nothing: any problem raises ``LoadRefused`` listing every problem before anything is
     written; the writes share one transaction, so an interrupted load changes nothing.
@@ -380,8 +371,14 @@ def _found(session, column, values: list, *where) -> list:
     return sorted(found)
 
 
-def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[str]) -> ScoreRun:
-    """The current run, if these practices and people may join it; otherwise ``LoadRefused`` (audited)."""
+def _cutoffs_text(top_cutoffs: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cutoff:g}" for name, cutoff in top_cutoffs.items())
+
+
+def _run_to_add_to(session, sha: str, top_cutoffs: dict[str, float], practice_codes: list[str],
+                   people: list[str]) -> ScoreRun:
+    """The current run, if these practices and people (scored with ``top_cutoffs``) may join it;
+    otherwise ``LoadRefused`` (audited)."""
     run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
     problem = None
     if run is None:
@@ -389,6 +386,9 @@ def _run_to_add_to(session, sha: str, practice_codes: list[str], people: list[st
     elif run.model_sha256 != sha:
         problem = (f"the current run was scored by model {run.model_sha256[:12]}… and these scores by "
                    f"{sha[:12]}…; one run holds one model's scores")
+    elif run.top_cutoffs != top_cutoffs:  # else one flag would mean two things within the run
+        problem = (f"these scores use the cut-offs {_cutoffs_text(top_cutoffs)} but the current run "
+                   f"{_cutoffs_text(run.top_cutoffs)}; score them with the current run's cut-offs")
     elif clash := _found(session, Score.practice_code, practice_codes, Score.run_id == run.id):
         problem = f"practice code(s) {', '.join(clash[:5])} are already in the current run"
     elif clash := (_found(session, Score.nhs_number, people, Score.run_id == run.id)
@@ -422,7 +422,8 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         sha = _checked_model(session, meta, model_dir)
         people = patients["nhs_number"].tolist()
         if add_to_current:
-            run = _run_to_add_to(session, sha, sorted(practices["practice_code"].unique()), people)
+            run = _run_to_add_to(session, sha, cutoffs_in_force(meta.get("top_cutoffs")),
+                                 sorted(practices["practice_code"].unique()), people)
         connection = session.connection()
         if connection.dialect.name == "sqlite":
             # A big page cache for this connection: index pages stay in memory during bulk inserts.
@@ -440,7 +441,8 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         bulk_insert(connection, "conditions", conditions)
         bulk_insert(connection, "encounter_summaries", summaries)
         if not add_to_current:
-            run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False)
+            run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False,
+                           **ScoreRun.cutoff_columns(meta.get("top_cutoffs")))
             session.add(run)
             session.flush()
         columns = ["nhs_number", "practice_code", "probability", "percentile", "practice_percentile",

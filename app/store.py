@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from model.score_file import cutoffs_in_force
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -98,6 +100,22 @@ class ScoreRun(Base):
     source: Mapped[str | None] = mapped_column(String(500))
     people: Mapped[int] = mapped_column(Integer, default=0)
     is_current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The fraction of the population each top flag holds, as the score file says; NULL when it
+    # does not (files from before `score` recorded them).
+    top_2pct_cutoff: Mapped[float | None] = mapped_column(Float)
+    top_5pct_cutoff: Mapped[float | None] = mapped_column(Float)
+
+    CUTOFF_COLUMNS = {"top_2pct": "top_2pct_cutoff", "top_5pct": "top_5pct_cutoff"}  # flag -> column
+
+    @classmethod
+    def cutoff_columns(cls, top_cutoffs: dict[str, float] | None) -> dict[str, float | None]:
+        """Column values for a score file's ``top_cutoffs`` (None: the file does not say)."""
+        return {column: (top_cutoffs or {}).get(flag) for flag, column in cls.CUTOFF_COLUMNS.items()}
+
+    @property
+    def top_cutoffs(self) -> dict[str, float]:
+        """The cut-offs this run's top flags used (the defaults when it did not record them)."""
+        return cutoffs_in_force({flag: getattr(self, column) for flag, column in self.CUTOFF_COLUMNS.items()})
 
 
 class Score(Base):

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from features.errors import UserInputError
 from app.db import get_engine, session_scope
+from app.services import patients
 from app.services.access import AccessDenied, CurrentUser
 from app.services.careplans import PLAN_STATUS_LABELS
 from app.settings import REPO_ROOT, database_url
@@ -102,6 +103,12 @@ def _cached(module: str, name: str, user: CurrentUser, url: str, version: tuple,
     service = getattr(importlib.import_module(module), name)
     with session_scope(engine()) as session:
         return service(session, user, *args, **dict(kwargs))
+
+
+def flag_labels() -> dict[str, str]:
+    """Each flag's label in the current score run (the top flags say its cut-offs)."""
+    with session_scope(engine()) as session:
+        return patients.flag_labels(patients.current_run(session))
 
 
 def query_param(name: str) -> str | None:

@@ -19,6 +19,7 @@ from app.load import load, upgrade_database
 from features.partitioned import build_features_partitioned, read_features, split_records
 from model import persist
 from model.distributed import dask_client, score_with_dask
+from model.score_file import DEFAULT_TOP_CUTOFFS
 from model.scoring import read_score_metadata, score_batch, write_scores
 
 TARGET_SECONDS = 180
@@ -57,7 +58,7 @@ def _refresh(people: int, args, client) -> list:
             steps.append(step)
             del features
             with measure("  write score file", people) as step:
-                write_scores(scores, score_file, SCORE_DATE, persist.model_sha256(model_folder))
+                write_scores(scores, score_file, SCORE_DATE, persist.model_sha256(model_folder), DEFAULT_TOP_CUTOFFS)
             steps.append(step)
         else:
             with measure(f"  split, features, score + SHAP top {args.explain_top:.0%} on Dask", people) as step:

@@ -27,7 +27,7 @@ def _num(value) -> str:
 
 def sections(manifest: dict, evaluation: dict | None) -> list[tuple[str, list]]:
     """(heading, blocks); a block is a paragraph string or a table (header, rows)."""
-    from model.evaluate import METHOD_LABELS, SUMMARY_HEADER, summary_rows
+    from model.evaluate import METHOD_LABELS, SUMMARY_HEADER, capacity_advice, summary_rows
     from model.explain import FEATURE_TITLES
 
     training = manifest.get("training", {})
@@ -96,7 +96,8 @@ def sections(manifest: dict, evaluation: dict | None) -> list[tuple[str, list]]:
             ]),
             f"Capacity: reviewing {evaluation['capacity']['people_reviewable']:,} people means a cut-off at "
             f"the {evaluation['capacity']['cutoff_percentile']:.2f}th percentile, with "
-            f"{evaluation['capacity']['expected_people_admitted']:.0f} admissions expected among them.",
+            f"{evaluation['capacity']['expected_people_admitted']:.0f} admissions expected among them; "
+            f"{capacity_advice(evaluation['capacity'])}.",
         ]))
         cards.append(("Fairness", [
             finding for result in evaluation["fairness"].values() for finding in result["findings"]

@@ -70,7 +70,7 @@ def score_command(args: argparse.Namespace) -> int:
     from features.build import build_features, parse_index_date
     from features.records import read_records
     from model import persist
-    from model.scoring import score_batch, write_scores
+    from model.scoring import score_batch, top_flags_in_words, write_scores
     from model.training import require_people
 
     index_date = parse_index_date(args.index_date)
@@ -88,11 +88,11 @@ def score_command(args: argparse.Namespace) -> int:
         progress.update(1)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_scores(scores, out, f"{index_date:%Y-%m-%d}", persist.model_sha256(args.model))
+        write_scores(scores, out, f"{index_date:%Y-%m-%d}", persist.model_sha256(args.model), top_cutoffs)
         progress.update(1)
+    flagged = top_flags_in_words({name: int(scores[name].sum()) for name in top_cutoffs}, top_cutoffs)
     print(
-        f"Scored {len(scores):,} people on {index_date:%Y-%m-%d}: {int(scores['top_2pct'].sum()):,} "
-        f"in the top 2%, {int(scores['top_5pct'].sum()):,} in the top 5%, "
+        f"Scored {len(scores):,} people on {index_date:%Y-%m-%d}: {flagged}, "
         f"{int(scores['reasons'].notna().sum()):,} with reasons. Written to {out}."
     )
     return 0

@@ -38,7 +38,8 @@ from features.partitioned import (
 )
 from features.records import table_path
 from model import persist
-from model.scoring import DEFAULT_TOP_CUTOFFS, predict_probability, score_batch, write_scores
+from model.score_file import DEFAULT_TOP_CUTOFFS, check_cutoffs
+from model.scoring import predict_probability, score_batch, top_flags_in_words, write_scores
 
 DEFAULT_WORKERS = 2  # the machine this was built on has two cores
 
@@ -99,7 +100,7 @@ def _score_partition(
     explain_top: float | None,
     explain_flagged: bool,
     out_path: str,
-    metadata: dict[str, str | None],
+    metadata: dict,
 ) -> dict[str, int]:
     scores = score_batch(
         features, model, top_cutoffs=top_cutoffs, population=population,
@@ -150,8 +151,8 @@ def score_with_dask(
     ``scheduler``: a Dask scheduler address; none starts a LocalCluster of ``workers``.
     ``client``: an existing Client (then ``scheduler`` is ignored). ``explain_flagged`` defaults
     to explaining every flagged person unless ``explain_top`` is given, as the local engine does.
-    Every partition file carries the index date (when given) and the model's sha256 in its
-    schema metadata (``model.scoring.read_score_metadata``).
+    Every partition file carries the index date (when given), the model's sha256 and the top
+    cut-offs in its schema metadata (``model.scoring.read_score_metadata``).
     Prints one summary line and returns None; read the results with ``pandas.read_parquet(out)``.
     """
     given = [x is not None for x in (records_dir, features_dir, features)]
@@ -163,7 +164,7 @@ def score_with_dask(
         raise UserInputError(f"The number of partitions must be at least 1, not {partitions}.")
     if explain_flagged is None:
         explain_flagged = explain_top is None
-    top_cutoffs = top_cutoffs or dict(DEFAULT_TOP_CUTOFFS)
+    top_cutoffs = check_cutoffs(top_cutoffs or DEFAULT_TOP_CUTOFFS)
     out = Path(out)
 
     if client is None:
@@ -179,6 +180,7 @@ def score_with_dask(
     metadata = {
         "index_date": None if index_date is None else f"{parse_index_date(index_date):%Y-%m-%d}",
         "model_sha256": persist.model_sha256(model_dir),
+        "top_cutoffs": top_cutoffs,
     }
     partitions = partitions or 2 * max(len(client.scheduler_info()["workers"]), 1)
     with tempfile.TemporaryDirectory(prefix=".scoring-", dir=out.parent if out.parent.exists() else None) as work:
@@ -239,7 +241,7 @@ def score_with_dask(
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), str(out))
-    flagged = ", ".join(f"{totals.get(name, 0):,} {name}" for name in top_cutoffs)
+    flagged = top_flags_in_words(totals, top_cutoffs)
     print(
         f"Scored {totals.get('people', 0):,} people in {len(targets)} partitions on Dask: "
         f"{flagged}, {totals.get('reasons', 0):,} with reasons. Written to {out}/."

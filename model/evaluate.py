@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import sys
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +230,22 @@ def overlap_table(flags: pd.DataFrame) -> dict:
     sizes = np.diag(matrix)
     share = matrix.div(np.where(sizes == 0, 1, sizes), axis=0)
     return {"people_in_both": matrix.to_dict(), "share_of_row_flag": share.round(4).to_dict()}
+
+
+def score_option(fraction: float) -> str | None:
+    """The ``score`` option that flags ``fraction`` of the people scored as top_2pct, rounded down
+    to three significant figures so it flags no more than that share; None when that is everyone."""
+    if fraction >= 1:
+        return None
+    step = Decimal(1).scaleb(math.floor(math.log10(fraction)) - 2)
+    rounded = Decimal(repr(fraction)).quantize(step, rounding=ROUND_DOWN).normalize()
+    return f"--top-2pct-cutoff {rounded:f}"
+
+
+def capacity_advice(cap: dict) -> str:
+    """How to score so the top_2pct flag holds the share of people the MDTs can review."""
+    option = score_option(cap["cutoff_fraction"])
+    return f"to flag these people, score with {option}" if option else "everyone fits, so no cut-off is needed"
 
 
 def capacity(probability: pd.Series, y: pd.Series, events: pd.Series, reviewable: int) -> dict:
@@ -511,7 +529,8 @@ cohort) capture {_fmt(rule['model_same_size_as_rule_based']['share_of_admissions
 <h2>Capacity</h2><p>If MDTs can review {_fmt(cap['people_reviewable'], 'int')} people, the cut-off is the
 {cap['cutoff_percentile']:.2f}th percentile (probability {cap['probability_threshold']:.3f} and above). The model
 expects {cap['expected_people_admitted']:.0f} of them to be admitted in the next 12 months; in the evaluation year
-{_fmt(cap['observed_people_admitted'], 'int')} were, with {_fmt(cap['observed_admissions'], 'int')} admissions.</p>
+{_fmt(cap['observed_people_admitted'], 'int')} were, with {_fmt(cap['observed_admissions'], 'int')} admissions;
+{html.escape(capacity_advice(cap))}.</p>
 </body></html>"""
 
 
@@ -556,7 +575,7 @@ def print_summary(report: dict, file=None) -> None:
     print(
         f"Capacity {cap['people_reviewable']:,}: cut-off percentile {cap['cutoff_percentile']:.2f}, "
         f"expected {cap['expected_people_admitted']:.0f} people admitted "
-        f"(observed {cap['observed_people_admitted']:,}).",
+        f"(observed {cap['observed_people_admitted']:,}); {capacity_advice(cap)}.",
         file=file,
     )
 

@@ -19,29 +19,21 @@ from features.cohorts import SEGMENTS, segments
 from features.errors import UserInputError
 from model.compiled_trees import CompiledTrees
 from model.explain import explain
+from model.score_file import (
+    DEFAULT_TOP_CUTOFFS,
+    check_cutoffs,
+    cutoff_percent,
+    decode_score_metadata,
+    encode_score_metadata,
+)
 from model.training import FittedModel
 
-DEFAULT_TOP_CUTOFFS = {"top_2pct": 0.02, "top_5pct": 0.05}
 SCORE_COLUMNS = (
     "nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
     *DEFAULT_TOP_CUTOFFS, *SEGMENTS, "reasons", "missing_predictors",
 )
-# Arrow schema metadata of a score file: what was scored when, by which model file.
-SCORE_METADATA_KEYS = {
-    "index_date": "proactive_care.index_date",  # YYYY-MM-DD
-    "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of model.joblib
-}
 # Predictors that can be unknown for a person (the rest are always derivable from records).
 MAY_BE_MISSING = ("ethnicity", "imd_decile", "efi", "repeat_medicines")
-
-
-def check_cutoffs(top_cutoffs: dict[str, float]) -> dict[str, float]:
-    for name, cutoff in top_cutoffs.items():
-        if not 0 < cutoff < 1:
-            raise UserInputError(
-                f"The {name} cut-off {cutoff} must be a fraction between 0 and 1, e.g. 0.02 for 2%."
-            )
-    return dict(top_cutoffs)
 
 
 def _percentile_of(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
@@ -192,23 +184,29 @@ def score_batch(
     return pd.DataFrame({name: columns[name] for name in order})
 
 
-def write_scores(
-    scores: pd.DataFrame, path: str | Path, index_date: str | None, model_sha256: str | None
-) -> None:
-    """Write a score file (or one partition of one) with ``SCORE_METADATA_KEYS`` in its Arrow
-    schema metadata; an unknown value is left out."""
-    table = pa.Table.from_pandas(scores, preserve_index=False)
-    known = {"index_date": index_date, "model_sha256": model_sha256}
-    metadata = dict(table.schema.metadata or {})
-    metadata.update(
-        {SCORE_METADATA_KEYS[name].encode(): value.encode() for name, value in known.items() if value}
+def top_flags_in_words(counts: dict[str, int], top_cutoffs: dict[str, float]) -> str:
+    """How many people each top flag holds, e.g. "12 in the top 1.3%, 30 in the top 5%"."""
+    return ", ".join(
+        f"{counts.get(name, 0):,} in the top {cutoff_percent(cutoff)}" for name, cutoff in top_cutoffs.items()
     )
+
+
+def write_scores(
+    scores: pd.DataFrame, path: str | Path, index_date: str | None, model_sha256: str | None,
+    top_cutoffs: dict[str, float] | None,
+) -> None:
+    """Write a score file (or one partition of one) saying, in its Arrow schema metadata, what was
+    scored when, by which model file, with which top cut-offs (``model.score_file``); an unknown
+    value is left out."""
+    table = pa.Table.from_pandas(scores, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), **encode_score_metadata(index_date, model_sha256, top_cutoffs)}
     pq.write_table(table.replace_schema_metadata(metadata), path)
 
 
-def read_score_metadata(path: str | Path) -> dict[str, str | None]:
-    """``{"index_date": "YYYY-MM-DD", "model_sha256": "..."}`` from a score file or a folder of
-    ``part-*.parquet`` partitions (all written with the same values); None where absent."""
+def read_score_metadata(path: str | Path) -> dict:
+    """``{"index_date": "YYYY-MM-DD", "model_sha256": "...", "top_cutoffs": {"top_2pct": 0.02,
+    "top_5pct": 0.05}}`` from a score file or a folder of ``part-*.parquet`` partitions (all
+    written with the same values); None where absent (older files have no cut-offs)."""
     path = Path(path)
     if path.is_dir():
         parts = sorted(path.glob("part-*.parquet"))
@@ -221,7 +219,4 @@ def read_score_metadata(path: str | Path) -> dict[str, str | None]:
         metadata = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError):
         raise UserInputError(f"The score file {path} is not a Parquet file.") from None
-    return {
-        name: metadata[key.encode()].decode() if key.encode() in metadata else None
-        for name, key in SCORE_METADATA_KEYS.items()
-    }
+    return decode_score_metadata(metadata)

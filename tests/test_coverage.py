@@ -134,12 +134,46 @@ def test_trend_counts_each_month_against_the_run_current_then(loaded_url, loaded
     refreshed = pd.read_parquet(tiny_inputs["scores"]).assign(
         age_60_plus=False, age_18_59_3plus_ltc=False, dementia=False, top_2pct=False)
     refreshed["top_5pct"] = refreshed.index < 10
-    refreshed.to_parquet(tmp_path / "refresh.parquet", index=False)
+    _write_scored_with(refreshed, tmp_path / "refresh.parquet", {"top_2pct": 0.02, "top_5pct": 0.04})
     load(tiny_inputs["records"], tmp_path / "refresh.parquet", tiny_inputs["model"], loaded_url, progress=False)
     with session_scope(loaded_engine) as session:
         trend = coverage.coverage_trend(session, users["commissioner"], months=3, level="area", today=today)
     aged = trend[trend["group"] == "age_60_plus"].set_index("month")["flagged"]
     assert first_flagged > 7
     assert [aged[m] for m in months] == [disclose_count(first_flagged), disclose_count(first_flagged), 0]
-    top5 = trend[trend["group"] == "top_5pct"].set_index("month")["flagged"]
-    assert top5[months[-1]] == 10
+    top5 = trend[trend["group"] == "top_5pct"].set_index("month")
+    assert top5.at[months[-1], "flagged"] == 10
+    # each month says what its run's flag meant
+    assert [top5.at[m, "group_label"] for m in months] == ["Top 5% risk", "Top 5% risk", "Top 4% risk"]
+
+
+def _write_scored_with(scores: pd.DataFrame, path, top_cutoffs: dict[str, float]) -> None:
+    """A score file whose metadata says it was scored with ``top_cutoffs``, as `score` writes it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.score_file import encode_score_metadata
+
+    table = pa.Table.from_pandas(scores, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(
+        {**table.schema.metadata, **encode_score_metadata(None, None, top_cutoffs)}), path)
+
+
+def test_labels_give_the_current_runs_cutoffs(loaded_url, loaded_engine, users, tiny_inputs, tmp_path):
+    from app.load import load
+    from app.services import patients
+    from app.services.access import CurrentUser, Role
+
+    _write_scored_with(pd.read_parquet(tiny_inputs["scores"]), tmp_path / "scores.parquet",
+                       {"top_2pct": 0.013, "top_5pct": 0.05})
+    load(tiny_inputs["records"], tmp_path / "scores.parquet", tiny_inputs["model"], loaded_url, progress=False)
+    with session_scope(loaded_engine) as session:
+        area = coverage.coverage(session, users["commissioner"], level="area").set_index("group")
+        top = session.scalars(select(Score).where(
+            Score.run_id == coverage.current_run(session).id, Score.top_2pct)).first()
+        gp = CurrentUser("gp", "GP", Role.PRACTICE, practice_codes=frozenset({top.practice_code}))
+        record = patients.patient_record(session, gp, top.nhs_number)
+    assert area.at["top_2pct", "group_label"] == "Top 1.3% risk"
+    assert area.at["top_5pct", "group_label"] == "Top 5% risk"
+    assert record["score"]["flag_labels"][:2] == ["Top 1.3% risk", "Top 5% risk"]
+    assert patients.flag_labels(None)["top_2pct"] == "Top 2% risk"  # no run yet: the defaults

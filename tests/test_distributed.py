@@ -100,17 +100,19 @@ def test_partitioned_features_equal_whole_build(population, split, tmp_path, ind
     pd.testing.assert_frame_equal(on_dask.sort_index(), whole.sort_index())
 
 
-def test_dask_scores_equal_in_process_scores(population, model_dir, tmp_path, client):
-    expected = in_process_scores(population, model_dir, tmp_path)
+def test_dask_scores_equal_in_process_scores(population, model_dir, tmp_path, client, capsys):
+    cutoffs = {"top_2pct": 0.013, "top_5pct": 0.05}
+    expected = in_process_scores(population, model_dir, tmp_path, top_cutoffs=cutoffs)
     score_with_dask(
         records_dir=population, model_dir=model_dir, out=tmp_path / "scores.parquet",
-        index_date=SCORE_DATE, client=client, partitions=PARTITIONS, progress=False,
+        index_date=SCORE_DATE, client=client, partitions=PARTITIONS, progress=False, top_cutoffs=cutoffs,
     )
+    assert f"{expected['top_2pct'].sum():,} in the top 1.3%" in capsys.readouterr().out
     files = sorted((tmp_path / "scores.parquet").glob("part-*.parquet"))
     assert len(files) == PARTITIONS
-    for file in files:  # every partition says what was scored when, by which model file
+    for file in files:  # every partition says what was scored when, by which model file, with which cut-offs
         assert read_score_metadata(file) == {
-            "index_date": SCORE_DATE, "model_sha256": persist.model_sha256(model_dir),
+            "index_date": SCORE_DATE, "model_sha256": persist.model_sha256(model_dir), "top_cutoffs": cutoffs,
         }
     got = by_person(pd.read_parquet(tmp_path / "scores.parquet"))
     assert expected["top_5pct"].sum() > 0 and expected["reasons"].notna().sum() > 0

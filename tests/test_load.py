@@ -233,11 +233,12 @@ def _stamp(scores: Path, target: Path, metadata: dict[bytes, bytes]) -> Path:
     return target
 
 
-def test_score_run_records_index_date_and_model_from_the_score_metadata(store_url, tiny_inputs, tmp_path):
+def test_score_run_records_index_date_model_and_cutoffs_from_the_score_metadata(store_url, tiny_inputs, tmp_path):
     first = load(tiny_inputs["records"], tiny_inputs["scores"], tiny_inputs["model"], store_url, progress=False)
     stamped = _stamp(tiny_inputs["scores"], tmp_path / "stamped.parquet", {
         b"proactive_care.index_date": b"2025-07-01",
         b"proactive_care.model_sha256": first.model_sha256.encode(),
+        b"proactive_care.top_cutoffs": b'{"top_2pct": 0.013, "top_5pct": 0.05}',
         b"index_date": b"1999-01-01",  # an older unprefixed key loses to the one `score` writes
     })
     second = load(tiny_inputs["records"], stamped, None, store_url, progress=False)  # no --model needed
@@ -247,8 +248,19 @@ def test_score_run_records_index_date_and_model_from_the_score_metadata(store_ur
     engine.dispose()
     assert second.model_sha256 == first.model_sha256
     assert runs[second.run_id].index_date == pd.Timestamp("2025-07-01").date()
+    assert (runs[second.run_id].top_2pct_cutoff, runs[second.run_id].top_5pct_cutoff) == (0.013, 0.05)
     assert runs[first.run_id].index_date is None  # no metadata: as before, the run has no index date
     assert runs[first.run_id].model_sha256 == first.model_sha256  # from --model
+    assert (runs[first.run_id].top_2pct_cutoff, runs[first.run_id].top_5pct_cutoff) == (None, None)
+    assert runs[first.run_id].top_cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}  # older file: the defaults
+
+
+def test_score_file_with_unreadable_cutoffs_is_refused(store_url, tiny_inputs, tmp_path):
+    stamped = _stamp(tiny_inputs["scores"], tmp_path / "stamped.parquet",
+                     {b"proactive_care.top_cutoffs": b'{"top_2pct": 2}'})
+    with pytest.raises(LoadRefused, match="stamped.parquet: The score file's proactive_care.top_cutoffs"):
+        load(tiny_inputs["records"], stamped, tiny_inputs["model"], store_url, progress=False)
+    assert table_counts(store_url)["score_runs"] == 0
 
 
 def test_reload_keeps_existing_demo_users_and_their_passwords(loaded_url, tiny_inputs):
@@ -330,8 +342,6 @@ def test_an_import_joins_the_current_run_as_its_own_practice(loaded_url, tiny_in
 
 
 def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_inputs, tmp_path, capsys):
-    from app.store import AuditEvent
-
     imported = _imported_inputs(tmp_path / "first")
     load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
          progress=False)
@@ -352,14 +362,42 @@ def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_i
             "--model", str(tiny_inputs["model"]), "--database", loaded_url, "--add-to-current"]
     assert main(args) == 2
     assert "Nothing was added: 12 NHS number(s)" in capsys.readouterr().err
-    after = table_counts(loaded_url)
+    assert len(_unchanged_but_refusals(loaded_url, before)) == 2
+
+
+def _unchanged_but_refusals(url: str, before: dict[str, int]) -> list:
+    """Asserts no table but the audit trail changed since ``before``; returns the audited add refusals."""
+    from app.store import AuditEvent
+
+    after = table_counts(url)
     assert {t: n for t, n in after.items() if t != "audit_events"} == {
         t: n for t, n in before.items() if t != "audit_events"}
-    engine = get_engine(loaded_url)
+    engine = get_engine(url)
     with session_scope(engine) as session:
         refusals = session.scalars(select(AuditEvent).where(AuditEvent.action == "score_run_add_refused")).all()
     engine.dispose()
-    assert len(refusals) == 2
+    return refusals
+
+
+def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_inputs, tmp_path):
+    imported = _imported_inputs(tmp_path)
+    other = _stamp(imported["scores"], tmp_path / "other.parquet",
+                   {b"proactive_care.top_cutoffs": b'{"top_2pct": 0.013, "top_5pct": 0.05}'})
+    before = table_counts(loaded_url)
+    with pytest.raises(LoadRefused) as refused:
+        load(imported["records"], other, tiny_inputs["model"], loaded_url, add_to_current=True, progress=False)
+    assert str(refused.value) == (
+        "Nothing was added: these scores use the cut-offs top_2pct 0.013, top_5pct 0.05 but the current run "
+        "top_2pct 0.02, top_5pct 0.05; score them with the current run's cut-offs.")
+    assert table_counts(loaded_url)["audit_events"] == before["audit_events"] + 1  # the refusal only
+    [refusal] = _unchanged_but_refusals(loaded_url, before)
+    assert "top_2pct 0.013" in refusal.detail
+    # The current run recorded no cut-offs (an older file), so it counts as 0.02/0.05 and these join it.
+    defaults = _stamp(imported["scores"], tmp_path / "defaults.parquet",
+                      {b"proactive_care.top_cutoffs": b'{"top_2pct": 0.02, "top_5pct": 0.05}'})
+    added = load(imported["records"], defaults, tiny_inputs["model"], loaded_url, add_to_current=True,
+                 progress=False)
+    assert added.people_scored == len(imported["numbers"])
 
 
 def test_adding_needs_a_current_run(store_url, tiny_inputs, tmp_path):
@@ -368,10 +406,3 @@ def test_adding_needs_a_current_run(store_url, tiny_inputs, tmp_path):
         load(imported["records"], imported["scores"], tiny_inputs["model"], store_url, add_to_current=True,
              progress=False)
     assert table_counts(store_url)["scores"] == 0
-
-
-def test_the_loader_reads_the_metadata_keys_score_writes():
-    from app.load import SCORE_METADATA_KEYS as READ
-    from model.scoring import SCORE_METADATA_KEYS as WRITTEN  # the loader avoids importing scoring itself
-
-    assert {name: keys[0] for name, keys in READ.items()} == WRITTEN

@@ -32,6 +32,8 @@ def test_train_writes_model_manifest_and_card(model_dir):
 
 
 def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys):
+    from model.evaluate import score_option
+
     assert main(["evaluate", "--records", str(records_dir), "--model", str(model_dir), "--capacity", "100"]) == 0
     printed = capsys.readouterr().out
     assert "Our model" in printed and "Rule-based cohort" in printed and "Oracle" in printed
@@ -42,6 +44,8 @@ def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys)
     assert top["1%"]["flagged"] < top["2%"]["flagged"] < top["5%"]["flagged"] < top["10%"]["flagged"]
     assert 0 < top["5%"]["share_of_admissions"] <= 1
     assert report["capacity"]["people_reviewable"] == 100
+    advice = f"to flag these people, score with {score_option(report['capacity']['cutoff_fraction'])}"
+    assert advice in printed and advice in (model_dir / "evaluation.html").read_text()
     assert set(report["fairness"]) == {"sex", "age_band", "ethnicity", "imd_quintile"}
     assert any("Not recorded" == g["group"] for g in report["fairness"]["ethnicity"]["groups"])
     for image in report["images"].values():
@@ -53,13 +57,19 @@ def test_evaluate_writes_report_and_updates_card(records_dir, model_dir, capsys)
     assert manifest["metrics"]["auroc"] == report["methods"]["model"]["auroc"]
 
 
-def test_score_writes_the_score_file(records_dir, model_dir, tmp_path):
+def test_score_writes_the_score_file(records_dir, model_dir, tmp_path, capsys):
+    from model.scoring import read_score_metadata
+
     out = tmp_path / "scores.parquet"
     assert main(["score", "--records", str(records_dir), "--model", str(model_dir),
                  "--index-date", "2026-01-01", "--out", str(out), "--top-2pct-cutoff", "0.03"]) == 0
     scores = pd.read_parquet(out)
     assert scores["nhs_number"].is_unique
     assert scores["top_2pct"].mean() == pytest.approx(0.03, abs=0.01)
+    assert read_score_metadata(out)["top_cutoffs"] == {"top_2pct": 0.03, "top_5pct": 0.05}
+    printed = capsys.readouterr().out
+    assert (f"{scores['top_2pct'].sum():,} in the top 3%, {scores['top_5pct'].sum():,} in the top 5%"
+            in printed)
     assert scores.loc[scores["top_5pct"], "reasons"].notna().all()
 
 

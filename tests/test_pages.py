@@ -280,3 +280,21 @@ def test_list_and_patient_pages_with_reasons_as_the_model_writes_them(tmp_path, 
     open_page(at, "patient", nhs=top)
     assert "aged 83 — lowers risk a little" in texts(at.markdown)
     assert [e.type for e in at.main].count("image") == 1  # the contribution chart
+
+
+def test_pages_label_the_top_flags_with_the_runs_cutoffs(engine):
+    from sqlalchemy import update
+
+    from app.store import ScoreRun
+
+    with session_scope(engine, write=True) as session:
+        session.execute(update(ScoreRun).values(top_2pct_cutoff=0.013, top_5pct_cutoff=0.05))
+        top = session.scalars(select(Score.nhs_number).where(
+            Score.top_2pct, Score.practice_code.in_(["P001", "P002"]))).first()
+    at = open_page(signed_in("commissioner"), "coverage", level="area")
+    assert {"Top 1.3% risk", "Top 5% risk"} <= {m.label for m in at.metric}
+    assert "Top 2% risk" not in {m.label for m in at.metric}
+    at = open_page(signed_in("practice1"), "high_risk_list")
+    assert at.multiselect(key="list_flags").options[:2] == ["Top 1.3% risk", "Top 5% risk"]
+    open_page(at, "patient", nhs=top)
+    assert "**Flags:** Top 1.3% risk, Top 5% risk" in texts(at.markdown)

@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from test_model import toy_records
 
@@ -13,6 +15,7 @@ from features.cohorts import segments
 from features.errors import UserInputError
 from model import compiled_trees, persist
 from model.compiled_trees import CompiledTrees
+from model.score_file import cutoff_percent
 from model.scoring import (
     MAY_BE_MISSING,
     missing_predictors,
@@ -87,18 +90,32 @@ def test_everyone_flagged_by_any_flag_gets_reasons_by_default(fitted, features):
 
 
 def test_score_file_metadata_round_trip(fitted, features, tmp_path):
-    scores = score_batch(features.iloc[:50], fitted)
-    write_scores(scores, tmp_path / "scores.parquet", "2025-01-01", "ab" * 32)
+    cutoffs = {"top_2pct": 0.013, "top_5pct": 0.04}
+    scores = score_batch(features.iloc[:50], fitted, top_cutoffs=cutoffs)
+    write_scores(scores, tmp_path / "scores.parquet", "2025-01-01", "ab" * 32, cutoffs)
     assert read_score_metadata(tmp_path / "scores.parquet") == {
-        "index_date": "2025-01-01", "model_sha256": "ab" * 32,
+        "index_date": "2025-01-01", "model_sha256": "ab" * 32, "top_cutoffs": cutoffs,
     }
     scores.to_parquet(tmp_path / "plain.parquet", index=False)  # the same table as pandas writes it
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "scores.parquet"), pd.read_parquet(tmp_path / "plain.parquet"))
     (tmp_path / "parts").mkdir()
-    write_scores(scores, tmp_path / "parts" / "part-00000.parquet", None, "cd" * 32)
-    assert read_score_metadata(tmp_path / "parts") == {"index_date": None, "model_sha256": "cd" * 32}
+    write_scores(scores, tmp_path / "parts" / "part-00000.parquet", None, "cd" * 32, None)
+    assert read_score_metadata(tmp_path / "parts") == {"index_date": None, "model_sha256": "cd" * 32,
+                                                        "top_cutoffs": None}  # as in an older file
     with pytest.raises(UserInputError, match="does not exist"):
         read_score_metadata(tmp_path / "none.parquet")
+
+
+@pytest.mark.parametrize("written", [b"0.02", b"{\"top_2pct\": 0.02}", b"{\"top_2pct\": 1.5, \"top_5pct\": 0.05}"])
+def test_score_file_with_unreadable_cutoffs_is_one_sentence(tmp_path, written):
+    table = pa.table({"nhs_number": ["9990000018"]})
+    pq.write_table(table.replace_schema_metadata({b"proactive_care.top_cutoffs": written}), tmp_path / "s.parquet")
+    with pytest.raises(UserInputError, match="top_cutoffs|cut-off 1.5 must be a fraction"):
+        read_score_metadata(tmp_path / "s.parquet")
+
+
+def test_cutoffs_read_as_percentages():
+    assert [cutoff_percent(f) for f in (0.02, 0.05, 0.013, 0.0138, 0.07)] == ["2%", "5%", "1.3%", "1.38%", "7%"]
 
 
 def test_persist_does_not_import_scikit_learn():
@@ -118,7 +135,8 @@ def test_score_command_writes_metadata_and_explains_every_flagged_person(fitted,
     out = tmp_path / "scores.parquet"
     assert main(["score", "--records", str(tmp_path / "records"), "--model", str(tmp_path / "model"),
                  "--index-date", "2025-01-01", "--out", str(out)]) == 0
-    assert read_score_metadata(out) == {"index_date": "2025-01-01", "model_sha256": manifest["sha256"]}
+    assert read_score_metadata(out) == {"index_date": "2025-01-01", "model_sha256": manifest["sha256"],
+                                        "top_cutoffs": {"top_2pct": 0.02, "top_5pct": 0.05}}
     scores = pd.read_parquet(out)
     flagged = scores[["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]].any(axis=1)
     assert scores["reasons"].notna().tolist() == flagged.tolist()

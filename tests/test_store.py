@@ -20,6 +20,44 @@ def test_migrations_create_every_table_and_are_repeatable(store_url, capsys):
     assert "latest schema" in capsys.readouterr().out
 
 
+def test_migrations_match_the_models(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = get_engine(store_url)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()
+
+
+def test_migration_0002_keeps_existing_runs_which_count_as_the_default_cutoffs(loaded_url):
+    """A store with a loaded run goes back to 0001 (no cut-off columns) and forward again."""
+    from alembic import command
+
+    from app.migrations import alembic_config, upgrade
+    from app.services.patients import current_run
+
+    engine = get_engine(loaded_url)
+    counts = "SELECT (SELECT COUNT(*) FROM score_runs), (SELECT COUNT(*) FROM scores)"
+    with engine.connect() as connection:
+        before = tuple(connection.exec_driver_sql(counts).one())
+    engine.dispose()
+    command.downgrade(alembic_config(loaded_url), "0001")
+    engine = get_engine(loaded_url)
+    assert "top_2pct_cutoff" not in {c["name"] for c in inspect(engine).get_columns("score_runs")}
+    engine.dispose()
+    upgrade(loaded_url)
+    engine = get_engine(loaded_url)
+    with engine.connect() as connection:
+        assert tuple(connection.exec_driver_sql(counts).one()) == before and before[1] > 0
+        assert connection.exec_driver_sql("SELECT top_2pct_cutoff, top_5pct_cutoff FROM score_runs").all() == [
+            (None, None)]
+    with session_scope(engine) as session:
+        run = current_run(session)
+        assert run.top_cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}
+    engine.dispose()
+
+
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     engine = get_engine(f"sqlite:///{tmp_path / 'nested' / 'store.db'}")
     with engine.connect() as connection:

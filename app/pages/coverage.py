@@ -7,7 +7,6 @@ import streamlit as st
 from app import ui
 from app.services import coverage
 from app.services.disclosure import format_count, format_percentage
-from app.services.patients import FLAG_LABELS
 
 user = ui.page_header(
     "Care-plan coverage",
@@ -35,8 +34,9 @@ if table.empty or (table["flagged"].fillna(1) == 0).all():  # NA = suppressed, s
     st.info("Nobody is flagged in your area in the current score run, so there is no coverage to show.")
     st.stop()
 
+labels = dict(zip(table["group"], table["group_label"]))  # the current run's, e.g. "Top 2% risk"
 if level == "area":
-    columns = st.columns(len(FLAG_LABELS))
+    columns = st.columns(len(labels))
     for column, row in zip(columns, table.itertuples()):
         column.metric(row.group_label, format_percentage(None if pd.isna(row.percent) else float(row.percent)),
                       help=f"{format_count(None if pd.isna(row.covered) else int(row.covered))} of "
@@ -48,7 +48,7 @@ cells = table.assign(cell=[
     for p, c, f in zip(table["percent"], table["covered"], table["flagged"])
 ])
 wide = cells.pivot_table(index=["code", "unit_name"], columns="group_label", values="cell", aggfunc="first", sort=False)
-wide = wide[[label for label in FLAG_LABELS.values() if label in wide.columns]]
+wide = wide[[label for label in labels.values() if label in wide.columns]]
 wide.index = wide.index.set_names(["Code", LEVEL_LABELS[level]])
 st.dataframe(wide, width="stretch")
 st.caption("Each cell: percentage covered (people covered / people flagged).")
@@ -59,7 +59,7 @@ st.subheader("Month by month")
 # Rebuilding 12 months from the plan history takes seconds on a large area, so it is drawn on request.
 if not st.toggle("Show the monthly chart", key="show_trend"):
     st.stop()
-group = st.selectbox("Flagged group", list(FLAG_LABELS), format_func=FLAG_LABELS.get, key="trend_group")
+group = st.selectbox("Flagged group", list(labels), format_func=labels.get, key="trend_group")
 trend = None
 with ui.show_errors():
     trend = ui.cached_read(coverage.coverage_trend, months=12, level="area")
@@ -72,7 +72,7 @@ if series.empty:
     st.stop()
 limits = ui.xmr_limits(series["percent"].astype(float))
 st.pyplot(ui.spc_chart(list(pd.to_datetime(series["month"])), list(series["percent"].astype(float)), limits,
-                       FLAG_LABELS[group]), width="stretch")
+                       labels[group]), width="stretch")
 st.caption("Statistical process control chart (NHS Making Data Count, XmR): the grey line is the mean, "
            "dashed lines the process limits; an orange point outside them is a special-cause change.")
 st.download_button("Download trend CSV", coverage.coverage_csv(trend), "coverage_trend.csv", "text/csv",

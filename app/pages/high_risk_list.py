@@ -10,7 +10,6 @@ from app.exports import to_csv_bytes, to_excel_bytes
 from app.services import meetings, patients
 from app.services.access import check_person_access
 from app.services.careplans import PLAN_STATUS_LABELS
-from app.services.patients import FLAG_LABELS
 
 PICK_LIMIT = 1000
 
@@ -31,7 +30,8 @@ with st.container(horizontal=True):
         "Practice", ["All my practices", *practices],
         index=(practices.index(requested) + 1) if requested else 0, key="list_practice",
     )
-    flags = st.multiselect("Flag", list(FLAG_LABELS), format_func=FLAG_LABELS.get, key="list_flags")
+    labels = ui.flag_labels()
+    flags = st.multiselect("Flag", list(labels), format_func=labels.get, key="list_flags")
     statuses = st.multiselect("Care-plan status", list(PLAN_STATUS_LABELS), format_func=PLAN_STATUS_LABELS.get,
                               key="list_statuses")
     search = st.text_input("Name or NHS number", key="list_search")

@@ -17,7 +17,6 @@ from app.services.careplans import (
     SAVED_STATUSES,
     StaleEditError,
 )
-from app.services.patients import FLAG_LABELS
 from app.settings import review_interval_days
 
 USE_LABELS = {
@@ -65,8 +64,7 @@ with left:
         st.caption(f"Higher than {score['percentile']:.0f}% of the population"
                    + (f" and {score['practice_percentile']:.0f}% of the practice" if score["practice_percentile"] is not None else "")
                    + ".")
-        flags = [label for flag, label in FLAG_LABELS.items() if score.get(flag)]
-        st.markdown("**Flags:** " + (", ".join(flags) if flags else "not flagged"))
+        st.markdown("**Flags:** " + (", ".join(score["flag_labels"]) or "not flagged"))
         st.warning("A score is not a diagnosis. It estimates risk from recorded data; use clinical judgement.",
                    icon=":material/info:")
 with right:

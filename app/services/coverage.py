@@ -15,7 +15,7 @@ from features.errors import UserInputError
 from app.services import audit
 from app.services.access import CurrentUser, aggregate_practice_codes
 from app.services.disclosure import disclose_count, disclosed_percentage
-from app.services.patients import FLAG_LABELS, FLAGS, current_run
+from app.services.patients import FLAGS, current_run, flag_labels
 from app.store import (
     CarePlan,
     CarePlanHistory,
@@ -32,9 +32,8 @@ COVERAGE_COLUMNS = ("level", "code", "unit_name", "group", "group_label", "flagg
 AREA_CODE = "ALL"
 
 
-def _raw_counts(session: Session, user: CurrentUser, today: date) -> pd.DataFrame:
-    """Raw (undisclosed) per-practice counts; never returned to callers."""
-    run = current_run(session)
+def _raw_counts(session: Session, user: CurrentUser, run: ScoreRun | None, today: date) -> pd.DataFrame:
+    """Raw (undisclosed) per-practice counts in ``run``; never returned to callers."""
     columns = ["practice_code"] + [f"{g}_{k}" for g in FLAGS for k in ("flagged", "covered")]
     if run is None:
         return pd.DataFrame(columns=columns)
@@ -60,13 +59,14 @@ def _raw_counts(session: Session, user: CurrentUser, today: date) -> pd.DataFram
     return frame.fillna(0)
 
 
-def _disclose(long: pd.DataFrame) -> pd.DataFrame:
+def _disclose(long: pd.DataFrame, run: ScoreRun | None) -> pd.DataFrame:
+    """Disclosed counts and percentages, each group labelled as ``run`` defines it."""
     long = long.copy()
     long["percent"] = [disclosed_percentage(c, f) for c, f in zip(long["covered"], long["flagged"])]
     long["flagged"] = pd.array([disclose_count(v) for v in long["flagged"]], dtype="Int64")
     long["covered"] = pd.array([disclose_count(v) for v in long["covered"]], dtype="Int64")
     long["percent"] = pd.array(long["percent"], dtype="Float64")
-    long["group_label"] = long["group"].map(FLAG_LABELS)
+    long["group_label"] = long["group"].map(flag_labels(run))
     return long
 
 
@@ -110,8 +110,9 @@ def coverage(session: Session, user: CurrentUser, level: str = "practice", today
     """
     _check_level(level)
     today = today or date.today()
-    long = _roll_up(_raw_counts(session, user, today), _practices(session), level)
-    result = _disclose(long).loc[:, list(COVERAGE_COLUMNS)].reset_index(drop=True)
+    run = current_run(session)
+    long = _roll_up(_raw_counts(session, user, run, today), _practices(session), level)
+    result = _disclose(long, run).loc[:, list(COVERAGE_COLUMNS)].reset_index(drop=True)
     audit.record(session, user, "coverage_view", "coverage", level, detail=f"{len(result)} rows")
     return result
 
@@ -148,7 +149,7 @@ def coverage_trend(
     """Coverage at the end of each of the last ``months`` months (the last point is today), rebuilt
     from the care-plan and lead-professional history. Each month's denominator is the flagged
     groups of the score run that was current at that month's end, when the store still keeps it
-    (else the current run's). Columns: ``month`` plus ``COVERAGE_COLUMNS``, disclosed like ``coverage``.
+    (else the current run's), labelled with that run's cut-offs. Columns: ``month`` plus ``COVERAGE_COLUMNS``, disclosed like ``coverage``.
     """
     if not 1 <= months <= 60:
         raise UserInputError(f"The trend covers 1 to 60 months, not {months}.")
@@ -199,7 +200,7 @@ def coverage_trend(
             counts[f"{group}_flagged"] = in_group.astype(int)
             counts[f"{group}_covered"] = (in_group & is_covered).astype(int)
         raw = pd.DataFrame(counts).groupby("practice_code", as_index=False).sum()
-        long = _disclose(_roll_up(raw, practices_table, level))
+        long = _disclose(_roll_up(raw, practices_table, level), session.get(ScoreRun, run_of_month[month_end]))
         long.insert(0, "month", month_end)
         results.append(long)
     result = pd.concat(results, ignore_index=True).loc[:, ["month", *COVERAGE_COLUMNS]]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from features.conditions import CONDITION_LABELS
 from features.errors import UserInputError
+from model.score_file import cutoff_percent, cutoffs_in_force
 from app.services import audit
 from app.services.access import (
     CurrentUser,
@@ -42,9 +43,7 @@ from app.store import (
 )
 
 FLAGS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
-FLAG_LABELS = {
-    "top_2pct": "Top 2% risk",
-    "top_5pct": "Top 5% risk",
+SEGMENT_LABELS = {
     "age_60_plus": "Aged 60+",
     "age_18_59_3plus_ltc": "Aged 18-59 with 3+ long-term conditions",
     "dementia": "Dementia",
@@ -58,6 +57,12 @@ LIST_COLUMNS = (
 
 def current_run(session: Session) -> ScoreRun | None:
     return session.scalar(select(ScoreRun).where(ScoreRun.is_current))
+
+
+def flag_labels(run: ScoreRun | None) -> dict[str, str]:
+    """Each flag's label, in ``FLAGS`` order; the top flags say the run's cut-offs ("Top 1.3% risk")."""
+    top_cutoffs = run.top_cutoffs if run is not None else cutoffs_in_force(None)
+    return {**{flag: f"Top {cutoff_percent(cutoff)} risk" for flag, cutoff in top_cutoffs.items()}, **SEGMENT_LABELS}
 
 
 def age_on(date_of_birth: date, today: date) -> int:
@@ -174,6 +179,7 @@ def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: 
             "probability": score_row.probability, "percentile": score_row.percentile,
             "practice_percentile": score_row.practice_percentile, "flagged": score_row.flagged,
             **{f: getattr(score_row, f) for f in FLAGS},
+            "flag_labels": [label for f, label in flag_labels(run).items() if getattr(score_row, f)],
         }
     conditions = [
         {"code": c.condition, "label": CONDITION_LABELS.get(c.condition, c.condition),

@@ -1,0 +1,84 @@
+"""What a score file says about itself, in its Arrow schema metadata: one encoder for the writer
+(``model.scoring.write_scores``, local and Dask) and one decoder for every reader
+(``model.scoring.read_score_metadata``, the loader). Light imports only, so the app can use it
+without importing scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from features.errors import UserInputError
+
+DEFAULT_TOP_CUTOFFS = {"top_2pct": 0.02, "top_5pct": 0.05}
+SCORE_METADATA_KEYS = {
+    "index_date": "proactive_care.index_date",  # YYYY-MM-DD
+    "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of model.joblib
+    "top_cutoffs": "proactive_care.top_cutoffs",  # JSON {"top_2pct": 0.02, "top_5pct": 0.05}
+}
+# Files written before `proactive-care score` prefixed its keys; the prefixed key wins.
+UNPREFIXED_KEYS = {"index_date": "index_date", "model_sha256": "model_sha256"}
+
+
+def check_cutoffs(top_cutoffs: Mapping[str, float]) -> dict[str, float]:
+    for name, cutoff in top_cutoffs.items():
+        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not 0 < cutoff < 1:
+            raise UserInputError(
+                f"The {name} cut-off {cutoff} must be a fraction between 0 and 1, e.g. 0.02 for 2%."
+            )
+    return dict(top_cutoffs)
+
+
+def cutoffs_in_force(recorded: Mapping[str, float | None] | None) -> dict[str, float]:
+    """The cut-offs a score file or score run used: what it recorded, else (older ones) the defaults."""
+    recorded = recorded or {}
+    return {
+        name: default if recorded.get(name) is None else recorded[name]
+        for name, default in DEFAULT_TOP_CUTOFFS.items()
+    }
+
+
+def cutoff_percent(fraction: float) -> str:
+    """A cut-off as people read it: 0.02 -> "2%", 0.013 -> "1.3%", 0.0138 -> "1.38%"."""
+    return f"{fraction * 100:.3g}%"
+
+
+def encode_score_metadata(
+    index_date: str | None, model_sha256: str | None, top_cutoffs: Mapping[str, float] | None
+) -> dict[bytes, bytes]:
+    """Schema metadata entries for a score file; an unknown value is left out."""
+    values = {
+        "index_date": index_date,
+        "model_sha256": model_sha256,
+        "top_cutoffs": json.dumps(check_cutoffs(top_cutoffs)) if top_cutoffs else None,
+    }
+    return {SCORE_METADATA_KEYS[name].encode(): value.encode() for name, value in values.items() if value}
+
+
+def decode_score_metadata(raw: Mapping[bytes, bytes]) -> dict:
+    """``index_date`` and ``model_sha256`` (text) and ``top_cutoffs`` (``{"top_2pct": 0.02,
+    "top_5pct": 0.05}``) from a score file's schema metadata; None where the file does not say.
+    Cut-offs that are not such an object raise ``UserInputError``."""
+    text = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
+    meta = {}
+    for name, key in SCORE_METADATA_KEYS.items():
+        older = UNPREFIXED_KEYS.get(name)
+        meta[name] = text.get(key) or (text.get(older) if older else None) or None
+    if meta["top_cutoffs"] is not None:
+        meta["top_cutoffs"] = _parse_cutoffs(meta["top_cutoffs"])
+    return meta
+
+
+def _parse_cutoffs(value: str) -> dict[str, float]:
+    try:
+        cutoffs = json.loads(value)
+    except ValueError:
+        cutoffs = None
+    if not isinstance(cutoffs, dict) or set(cutoffs) != set(DEFAULT_TOP_CUTOFFS):
+        raise UserInputError(
+            f"The score file's {SCORE_METADATA_KEYS['top_cutoffs']} is {value!r}, not an object like "
+            f"{json.dumps(DEFAULT_TOP_CUTOFFS)}."
+        )
+    check_cutoffs(cutoffs)
+    return {name: float(cutoffs[name]) for name in DEFAULT_TOP_CUTOFFS}
