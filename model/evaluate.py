@@ -27,6 +27,7 @@ from features.build import LABEL, LABEL_COUNT, build_features, parse_index_date
 from features.cohorts import SEGMENTS, rule_based_cohort, segments
 from features.errors import UserInputError
 from features.records import Records
+from model.score_file import DEFAULT_TOP_CUTOFFS
 from model.training import FittedModel, records_until, require_people, training_features
 
 TOP_FRACTIONS = (0.01, 0.02, 0.05, 0.10)
@@ -234,12 +235,16 @@ def overlap_table(flags: pd.DataFrame) -> dict:
 
 def score_option(fraction: float) -> str | None:
     """The ``score`` option that flags ``fraction`` of the people scored as top_2pct, rounded down
-    to three significant figures so it flags no more than that share; None when that is everyone."""
+    to three significant figures so it flags no more than that share; None when that is everyone.
+    A share above the top_5pct default widens that flag too (the narrow flag may not be wider)."""
     if fraction >= 1:
         return None
     step = Decimal(1).scaleb(math.floor(math.log10(fraction)) - 2)
     rounded = Decimal(repr(fraction)).quantize(step, rounding=ROUND_DOWN).normalize()
-    return f"--top-2pct-cutoff {rounded:f}"
+    option = f"--top-2pct-cutoff {rounded:f}"
+    if rounded > Decimal(repr(DEFAULT_TOP_CUTOFFS["top_5pct"])):
+        option += f" --top-5pct-cutoff {rounded:f}"
+    return option
 
 
 def capacity_advice(cap: dict) -> str:

@@ -27,6 +27,12 @@ def check_cutoffs(top_cutoffs: Mapping[str, float]) -> dict[str, float]:
             raise UserInputError(
                 f"The {name} cut-off {cutoff} must be a fraction between 0 and 1, e.g. 0.02 for 2%."
             )
+    narrow, wide = top_cutoffs.get("top_2pct"), top_cutoffs.get("top_5pct")
+    if narrow is not None and wide is not None and narrow > wide:
+        raise UserInputError(
+            f"The top_2pct cut-off {narrow} is wider than the top_5pct cut-off {wide}; the narrower "
+            "flag must be the smaller fraction (raise --top-5pct-cutoff too)."
+        )
     return dict(top_cutoffs)
 
 

@@ -185,6 +185,8 @@ def test_reason_words():
 def test_bad_cutoff_is_one_sentence(fitted, scoring_features):
     with pytest.raises(UserInputError, match="between 0 and 1"):
         score_batch(scoring_features.iloc[:10], fitted, top_cutoffs={"top_2pct": 2})
+    with pytest.raises(UserInputError, match="top_2pct cut-off 0.1 is wider than the top_5pct cut-off 0.05"):
+        score_batch(scoring_features.iloc[:10], fitted, top_cutoffs={"top_2pct": 0.1, "top_5pct": 0.05})
 
 
 def test_persist_round_trip_and_refusals(fitted, scoring_features, tmp_path):

@@ -59,14 +59,14 @@ def test_capacity_cut_off():
     result = capacity(probability, y, pd.Series(np.zeros(100)), 10)
     assert result["cutoff_percentile"] == 90.0
     assert result["expected_people_admitted"] == pytest.approx(probability.iloc[-10:].sum())
-    assert capacity_advice(result) == "to flag these people, score with --top-2pct-cutoff 0.1"
+    assert capacity_advice(result) == "to flag these people, score with --top-2pct-cutoff 0.1 --top-5pct-cutoff 0.1"
     assert "no cut-off is needed" in capacity_advice(capacity(probability, y, pd.Series(np.zeros(100)), 500))
 
 
 def test_score_option_rounds_down_so_no_more_than_capacity_is_flagged():
     assert score_option(5000 / 360_000) == "--top-2pct-cutoff 0.0138"  # 0.013888...
     assert score_option(0.013) == "--top-2pct-cutoff 0.013"
-    assert score_option(1 / 3) == "--top-2pct-cutoff 0.333"
+    assert score_option(1 / 3) == "--top-2pct-cutoff 0.333 --top-5pct-cutoff 0.333"  # wider than 5%
     assert score_option(1.0) is None
 
 
