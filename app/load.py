@@ -241,33 +241,47 @@ def _upsert(connection: Connection, table: str, frame: pd.DataFrame, key: str) -
     connection.exec_driver_sql(f"DROP TABLE {stage}")
 
 
+SUMMARY_CHUNK_ROWS = 4_000_000  # encounters keyed at a time: bounds the loader's peak memory
+
+
 def encounter_summaries(encounters: pd.DataFrame) -> pd.DataFrame:
     """Count and last date per person, kind and calendar year.
 
-    Grouped on one int64 key (person, kind, year) built with Arrow: hashing integers is far
-    faster than strings at tens of millions of rows.
+    Grouped on one int64 key (person, kind, year) by Arrow's hash aggregation, a chunk of rows at a
+    time, then the chunks' partial counts and last dates combined: integers, not strings, and no
+    copy of every row at once.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from features.conditions import ENCOUNTER_KINDS
+    from features.records import arrow_strings
 
-    people = pc.cast(pa.array(encounters["nhs_number"].astype(str), from_pandas=True), pa.int64())
-    kinds = pc.index_in(pa.array(encounters["kind"].astype(str), from_pandas=True),
-                        value_set=pa.array(list(ENCOUNTER_KINDS)))
-    dates = pd.to_datetime(encounters["date"]).to_numpy()
-    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
-    key = people.to_numpy() * 100_000 + kinds.to_numpy(zero_copy_only=False).astype(np.int64) * 10_000 + years
+    kinds = pa.array(list(ENCOUNTER_KINDS))
+    partial = []
+    for start in range(0, len(encounters), SUMMARY_CHUNK_ROWS):
+        chunk = encounters.iloc[start:start + SUMMARY_CHUNK_ROWS]
+        people = pc.cast(arrow_strings(chunk["nhs_number"]), pa.int64()).to_numpy()
+        kind = pc.index_in(arrow_strings(chunk["kind"]), value_set=kinds).to_numpy(zero_copy_only=False)
+        dates = pd.to_datetime(chunk["date"]).to_numpy()
+        years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+        key = people * 100_000 + kind.astype(np.int64) * 10_000 + years
+        partial.append(pa.table({"key": key, "date": dates}).group_by("key")
+                       .aggregate([("date", "count"), ("date", "max")]))
+    if not partial:
+        partial.append(pa.table({"key": pa.array([], pa.int64()), "date_count": pa.array([], pa.int64()),
+                                 "date_max": pa.array([], pa.timestamp("ns"))}))
     # Sorted by person: rows then arrive in (nearly) primary-key order for the insert.
-    grouped = pd.DataFrame({"key": key, "date": dates}).groupby("key", sort=True)["date"].agg(["size", "max"])
-    keys = grouped.index.to_numpy()
+    grouped = (pa.concat_tables(partial).group_by("key")
+               .aggregate([("date_count", "sum"), ("date_max", "max")]).sort_by("key"))
+    keys = grouped["key"].to_numpy()
     numbers = pc.utf8_lpad(pc.cast(pa.array(keys // 100_000), pa.string()), 10, "0")
     return pd.DataFrame({
         "nhs_number": numbers.to_numpy(zero_copy_only=False),
         "kind": np.asarray(ENCOUNTER_KINDS, dtype=object)[(keys // 10_000) % 10],
         "year": (keys % 10_000).astype(np.int64),
-        "count": grouped["size"].to_numpy(dtype=np.int64),
-        "last_date": grouped["max"].to_numpy(),
+        "count": grouped["date_count_sum"].to_numpy().astype(np.int64),
+        "last_date": grouped["date_max_max"].to_numpy(),
     })
 
 

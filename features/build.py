@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, OBSERVATION_CODES
 from features.errors import UserInputError
-from features.records import Records
+from features.records import Records, arrow_strings
 
 LABEL = "label_emergency_admission_12m"
 # Number of emergency admissions in the label window: evaluation counts events, not only people.
@@ -94,17 +94,10 @@ def label_window_covered(records: Records, index_date: pd.Timestamp) -> bool:
     return latest >= index_date + pd.DateOffset(months=11)
 
 
-def _arrow_strings(values: pd.Series) -> pa.Array:
-    array = pa.array(values, from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array if array.type == pa.string() else array.cast(pa.string())
-
-
 def _person_key(nhs_numbers: pd.Series) -> np.ndarray:
     """NHS numbers as int64 (Arrow cast): hashing integers is far faster than strings at 10M+ rows."""
     try:
-        return pc.cast(_arrow_strings(nhs_numbers), pa.int64()).to_numpy(zero_copy_only=False)
+        return pc.cast(arrow_strings(nhs_numbers), pa.int64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise UserInputError(
             "The records hold an NHS number that is not 10 digits; run `proactive-care cohort "
@@ -114,7 +107,7 @@ def _person_key(nhs_numbers: pd.Series) -> np.ndarray:
 
 def _codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
     """Position of each value in ``categories`` (-1 if absent), via Arrow."""
-    found = pc.index_in(_arrow_strings(values), value_set=pa.array(list(categories)))
+    found = pc.index_in(arrow_strings(values), value_set=pa.array(list(categories)))
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
 
 
