@@ -1,6 +1,6 @@
-"""SHAP reasons in words for the flagged (top 5%) people.
+"""SHAP reasons in words for the flagged (top 5%, or the --count highest-risk) people.
 
-    .venv/bin/python bench/bench_explain.py [--sizes ...]
+    .venv/bin/python bench/bench_explain.py [--sizes ...] [--top 0.05 | --count 20000]
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ def run_size(people: int, args) -> list:
     model = persist.load(model_dir(seed=args.seed))
     probability = pd.Series(model.predict_probability(features), index=features.index)
     ranks = rank_against(probability, features["practice_code"])
-    flagged = features.loc[top_flags(ranks["percentile"], {"top": args.top})["top"].to_numpy()]
-    with measure(f"SHAP reasons, top {args.top:.0%}", people, rows=len(flagged)) as step:
+    if args.count:
+        flagged, label = features.loc[probability.nlargest(args.count).index], f"{args.count:,} highest-risk"
+    else:
+        flagged, label = features.loc[top_flags(ranks["percentile"], {"top": args.top})["top"].to_numpy()], f"top {args.top:.0%}"
+    with measure(f"SHAP reasons, {label}", people, rows=len(flagged)) as step:
         explain(model, flagged)
     return [step]
 
@@ -27,4 +30,5 @@ def run_size(people: int, args) -> list:
 if __name__ == "__main__":
     parser = build_parser("SHAP reasons for the flagged")
     parser.add_argument("--top", type=float, default=0.05, help="fraction explained (default 0.05)")
+    parser.add_argument("--count", type=int, default=None, help="explain this many highest-risk people instead")
     main("SHAP reasons for the flagged", run_size, parser)
