@@ -255,14 +255,13 @@ def encounter_summaries(encounters: pd.DataFrame) -> pd.DataFrame:
     import pyarrow.compute as pc
 
     from features.conditions import ENCOUNTER_KINDS
-    from features.records import arrow_strings
+    from features.records import nhs_number_keys, positions_in
 
-    kinds = pa.array(list(ENCOUNTER_KINDS))
     partial = []
     for start in range(0, len(encounters), SUMMARY_CHUNK_ROWS):
         chunk = encounters.iloc[start:start + SUMMARY_CHUNK_ROWS]
-        people = pc.cast(arrow_strings(chunk["nhs_number"]), pa.int64()).to_numpy()
-        kind = pc.index_in(arrow_strings(chunk["kind"]), value_set=kinds).to_numpy(zero_copy_only=False)
+        people = nhs_number_keys(chunk["nhs_number"])
+        kind = positions_in(chunk["kind"], ENCOUNTER_KINDS)
         dates = pd.to_datetime(chunk["date"]).to_numpy()
         years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
         key = people * 100_000 + kind.astype(np.int64) * 10_000 + years

@@ -17,11 +17,11 @@ def run_size(people: int, args) -> list:
     features = pd.read_parquet(features_file(people, args.seed))
     model = persist.load(model_dir(seed=args.seed))
     probability = pd.Series(model.predict_probability(features), index=features.index)
-    ranks = rank_against(probability, features["practice_code"])
     if args.count:
         flagged, label = features.loc[probability.nlargest(args.count).index], f"{args.count:,} highest-risk"
     else:
-        flagged, label = features.loc[top_flags(ranks["percentile"], {"top": args.top})["top"].to_numpy()], f"top {args.top:.0%}"
+        percentile = rank_against(probability, features["practice_code"])["percentile"]
+        flagged, label = features.loc[top_flags(percentile, {"top": args.top})["top"].to_numpy()], f"top {args.top:.0%}"
     with measure(f"SHAP reasons, {label}", people, rows=len(flagged)) as step:
         explain(model, flagged)
     return [step]

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS, OBSERVATION_CODES
 from features.errors import UserInputError
-from features.records import Records, arrow_strings
+from features.records import Records, nhs_number_keys, positions_in
 
 LABEL = "label_emergency_admission_12m"
 # Number of emergency admissions in the label window: evaluation counts events, not only people.
@@ -94,26 +92,9 @@ def label_window_covered(records: Records, index_date: pd.Timestamp) -> bool:
     return latest >= index_date + pd.DateOffset(months=11)
 
 
-def _person_key(nhs_numbers: pd.Series) -> np.ndarray:
-    """NHS numbers as int64 (Arrow cast): hashing integers is far faster than strings at 10M+ rows."""
-    try:
-        return pc.cast(arrow_strings(nhs_numbers), pa.int64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        raise UserInputError(
-            "The records hold an NHS number that is not 10 digits; run `proactive-care cohort "
-            "validate` on the records folder to find it."
-        ) from None
-
-
-def _codes(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
-    """Position of each value in ``categories`` (-1 if absent), via Arrow."""
-    found = pc.index_in(arrow_strings(values), value_set=pa.array(list(categories)))
-    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
-
-
 def _person_positions(people: pd.Index, nhs_numbers: pd.Series) -> np.ndarray:
     """Row of each event's person in the feature table (-1 for people not in it)."""
-    return people.get_indexer(_person_key(nhs_numbers))
+    return people.get_indexer(nhs_number_keys(nhs_numbers))
 
 
 def _count_in_window(
@@ -151,7 +132,7 @@ def build_features(
 
     patients = population_on(records.patients, index_date)
     people = pd.Index(patients["nhs_number"].astype(str), name="nhs_number")
-    person_keys = pd.Index(_person_key(patients["nhs_number"]))
+    person_keys = pd.Index(nhs_number_keys(patients["nhs_number"]))
     features = pd.DataFrame(index=people)
     features["practice_code"] = patients["practice_code"].astype(str).to_numpy()
     features["pcn_code"] = patients["pcn_code"].astype(str).to_numpy()
@@ -166,7 +147,7 @@ def build_features(
     diagnosed = _as_dates(conditions["diagnosed_on"]) < index_date
     positions = _person_positions(person_keys, conditions["nhs_number"])
     known = diagnosed.to_numpy() & (positions >= 0)
-    condition_codes = _codes(conditions["condition"], CONDITION_CODES)
+    condition_codes = positions_in(conditions["condition"], CONDITION_CODES)
     known &= condition_codes >= 0
     flags = np.zeros((len(people), len(CONDITION_CODES)), dtype=np.int8)
     flags[positions[known], condition_codes[known]] = 1  # a repeated diagnosis still counts once
@@ -178,7 +159,7 @@ def build_features(
     known = encounter_positions >= 0
     encounter_positions = encounter_positions[known]
     encounter_dates = _as_dates(records.encounters["date"]).to_numpy()[known]
-    encounter_kinds = _codes(records.encounters["kind"], ENCOUNTER_KINDS)[known]
+    encounter_kinds = positions_in(records.encounters["kind"], ENCOUNTER_KINDS)[known]
     year_ago = index_date - pd.DateOffset(months=12)
     two_years_ago = index_date - pd.DateOffset(months=24)
 

@@ -242,19 +242,17 @@ def fit(features: pd.DataFrame, index_date: str, progress=None) -> FittedModel:
         calibrated.fit(X, y)
     if progress is not None:
         progress.update(1)
-    summary = {
+    model = FittedModel(calibrated=calibrated, index_date=str(index_date), predictors=predictors,
+                        settings=dict(settings))
+    model.training_summary = {
         "people": int(len(features)),
         "event_rate": float(y.mean()),
         "held_out_auroc": float(held_out_auroc),
         "held_out_log_loss": float(loss),
         "calibration_folds": CALIBRATION_FOLDS,
-        "boosting_iterations": int(calibrated.calibrated_classifiers_[0].estimator.named_steps["boosting"].n_iter_),
+        "boosting_iterations": int(model.boosting.n_iter_),
     }
-    return FittedModel(
-        calibrated=calibrated, index_date=str(index_date), predictors=predictors,
-        settings=dict(settings),
-        training_summary=summary,
-    )
+    return model
 
 
 def train(records: Records, index_date: str | pd.Timestamp, progress=None) -> FittedModel:
