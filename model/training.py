@@ -194,16 +194,20 @@ def training_features(records: Records, index_date: str | pd.Timestamp) -> pd.Da
     visible = records_until(records, index_date + pd.DateOffset(months=12))
     require_people(visible, index_date, "train on")
     features = build_features(visible, index_date, with_label=True)
-    if features[LABEL].nunique() < 2:
+    admitted = int(features[LABEL].sum())
+    fewer = min(admitted, len(features) - admitted)
+    if fewer < MIN_PEOPLE_PER_OUTCOME:  # the calibration folds need both outcomes in each
+        what = "had an emergency admission" if admitted == fewer else "had no emergency admission"
         raise UserInputError(
-            f"Everyone in {records.source or 'the records'} has the same outcome in the year "
-            f"after {index_date:%Y-%m-%d}, so a model cannot be trained."
+            f"Only {fewer:,} of the {len(features):,} people in {records.source or 'the records'} "
+            f"registered on {index_date:%Y-%m-%d} {what} in the next 12 months; training needs at "
+            f"least {MIN_PEOPLE_PER_OUTCOME} people with and {MIN_PEOPLE_PER_OUTCOME} without one."
         )
     return features
 
 
 def fit(features: pd.DataFrame, index_date: str, progress=None) -> FittedModel:
-    """Fit on a labelled feature table (all from the training period).
+    """Fit on a labelled feature table from ``training_features`` (all from the training period).
 
     The candidate settings are compared on a held-out part of the training people; the chosen
     pipeline is then fitted on everyone, with its sigmoid calibration learned from cross-fitted
@@ -213,15 +217,6 @@ def fit(features: pd.DataFrame, index_date: str, progress=None) -> FittedModel:
     predictors = tuple(c for c in PREDICTOR_COLUMNS if features[c].notna().any())
     X = features[list(predictors)]
     y = features[LABEL].to_numpy()
-    admitted = int(y.sum())
-    fewer = min(admitted, len(y) - admitted)
-    if fewer < MIN_PEOPLE_PER_OUTCOME:
-        what = "had an emergency admission" if admitted == fewer else "had no emergency admission"
-        raise UserInputError(
-            f"Only {fewer:,} of the {len(y):,} people registered on {index_date} {what} in the next "
-            f"12 months; training needs at least {MIN_PEOPLE_PER_OUTCOME} people with and "
-            f"{MIN_PEOPLE_PER_OUTCOME} without one."
-        )
     X_fit, X_held_out, y_fit, y_held_out = train_test_split(
         X, y, test_size=HELD_OUT_FRACTION, stratify=y, random_state=RANDOM_STATE
     )

@@ -1,6 +1,7 @@
 """Training, scoring, explanations and persistence on a small toy population."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -213,3 +214,12 @@ def test_persist_round_trip_and_refusals(fitted, scoring_features, tmp_path):
 def test_training_date_without_people_is_one_sentence(records):
     with pytest.raises(UserInputError, match="No one"):
         train(records, "1990-01-01")
+
+
+def test_too_few_admissions_to_train_is_one_sentence(records):
+    encounters = records.encounters
+    in_label_year = (encounters["kind"] == "emergency_admission") & encounters["date"].between("2024-01-01", "2024-12-31")
+    three_people = encounters[in_label_year].drop_duplicates("nhs_number").index[:3]
+    few = replace(records, encounters=encounters[~in_label_year | encounters.index.isin(three_people)])
+    with pytest.raises(UserInputError, match=r"Only 3 of the 3,000 people .* had an emergency admission .* at least 10"):
+        train(few, TRAIN_DATE)
