@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import ui
 from app.db import session_scope
+from app.navigation import PAGES, pages_for
 from app.services import audit
-from app.services.access import Role
 from app.services.users import (
     DEMO_PASSWORD_SUFFIX, UnsafeToStart, assert_safe_to_start, authenticate, get_user,
 )
@@ -25,23 +25,10 @@ from app.store import User
 
 st.set_page_config(page_title="Proactive Care", page_icon=":material/diversity_1:", layout="wide")
 
-PAGES = {
-    "list": st.Page("app/pages/high_risk_list.py", title="High-risk list", icon=":material/list:", url_path="list"),
-    "patient": st.Page("app/pages/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
-    "meetings": st.Page("app/pages/meetings.py", title="MDT meetings", icon=":material/groups:", url_path="meetings"),
-    "caseload": st.Page("app/pages/caseload.py", title="Caseloads", icon=":material/assignment_ind:", url_path="caseload"),
-    "coverage": st.Page("app/pages/coverage.py", title="Care-plan coverage", icon=":material/monitoring:", url_path="coverage"),
-    "model_card": st.Page("app/pages/model_card.py", title="About the model", icon=":material/description:", url_path="model"),
-    "audit": st.Page("app/pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit"),
-}
 
-PAGES_BY_ROLE = {
-    Role.PRACTICE: ["list", "patient", "meetings", "caseload", "coverage", "model_card"],
-    Role.NAVIGATOR: ["caseload", "list", "patient", "meetings", "coverage", "model_card"],
-    Role.MDT: ["meetings", "list", "patient", "caseload", "coverage", "model_card"],
-    Role.COMMISSIONER: ["coverage", "model_card"],
-    Role.ADMIN: ["audit", "coverage", "model_card"],
-}
+def st_page(key: str) -> st.Page:
+    page = PAGES[key]
+    return st.Page(page.path, title=page.title, icon=f":material/{page.icon}:", url_path=page.url_path)
 
 
 def oidc_configured() -> bool:
@@ -120,7 +107,7 @@ def main() -> None:
     with st.sidebar:
         st.markdown(f"**{user.display_name}**  \n{user.role_label}")
         st.button("Sign out", on_click=sign_out, key="sign_out")
-    st.navigation([PAGES[name] for name in PAGES_BY_ROLE[user.role]]).run()
+    st.navigation([st_page(name) for name in pages_for(user)]).run()
 
 
 main()

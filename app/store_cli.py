@@ -36,7 +36,8 @@ def _add_user(args: argparse.Namespace) -> int:
     import os
 
     from app.db import get_engine, session_scope
-    from app.services.access import CurrentUser, Role
+    from app.services.access import CurrentUser
+    from app.services.permissions import Role
     from app.services.users import create_user
 
     password = os.environ.get("PROACTIVE_CARE_NEW_USER_PASSWORD") or getpass.getpass(

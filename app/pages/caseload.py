@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import ui
 from app.services import caseload
-from app.services.access import Role
+from app.services.permissions import Permission
 from app.services.careplans import StaleEditError
 
 user = ui.person_level_page("Caseloads", "Overdue reviews first, then people with no plan yet, then by risk.",
@@ -17,7 +17,7 @@ with ui.show_errors():
     capacity = ui.read(caseload.navigator_capacity)
 navigator_names = dict(zip(capacity["username"], capacity["display_name"]))
 
-if user.role == Role.NAVIGATOR:
+if user.can(Permission.HOLD_CASELOAD):
     navigator = user.username
 elif capacity.empty:
     st.info("No care navigators work with your practices yet.")
@@ -102,7 +102,7 @@ with tab_unplanned:
             st.caption("Everyone here already has a navigator.")
 
 with tab_capacity:
-    if user.role == Role.NAVIGATOR:
+    if user.can(Permission.HOLD_CASELOAD):
         with st.form("capacity_form"):
             own = capacity.set_index("username")["caseload_capacity"].get(user.username)
             value = st.number_input("My capacity (people)", min_value=1, max_value=caseload.MAX_CAPACITY,

@@ -1,11 +1,10 @@
-"""Who may see or change which person: the one place that decides.
+"""Which people a user may reach: the one place that decides (what each role may do at all is the
+table in ``app/services/permissions.py``).
 
-- practice: people registered at their practices.
-- navigator: people on their caseload, and people at their practices.
-- mdt: people at their practices.
-- commissioner: aggregates only (coverage); no call returns an NHS number, name or date of birth.
-  Scope: their PCNs, or the whole area when they have none.
-- admin: manages users and reads the audit trail; no person-level data.
+- GP practice and MDT users: people registered at their practices.
+- Care navigators: people on their caseload, and people at their practices.
+- Commissioners and administrators: nobody (aggregates only). Aggregate scope: a commissioner's
+  PCNs, or the whole area when they have none.
 
 Every refusal of a person-level request is itself written to the audit trail.
 """
@@ -13,34 +12,14 @@ Every refusal of a person-level request is itself written to the audit trail.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import NoReturn
 
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
+from app.services.permissions import ROLES, Permission, Role, allowed, refusal, role_label
 from app.store import CaseloadAssignment, Patient, Practice, Score
-
-
-class Role(StrEnum):
-    PRACTICE = "practice"
-    NAVIGATOR = "navigator"
-    MDT = "mdt"
-    COMMISSIONER = "commissioner"
-    ADMIN = "admin"
-
-
-ROLE_LABELS = {
-    Role.PRACTICE: "GP practice staff",
-    Role.NAVIGATOR: "Care navigator",
-    Role.MDT: "MDT clinician / social worker",
-    Role.COMMISSIONER: "Commissioner",
-    Role.ADMIN: "Administrator",
-}
-
-PERSON_LEVEL_ROLES = frozenset({Role.PRACTICE, Role.NAVIGATOR, Role.MDT})
-AGGREGATE_ROLES = frozenset(Role)  # everyone may see suppressed aggregates within their scope
 
 
 class AccessDenied(Exception):
@@ -62,11 +41,14 @@ class CurrentUser:
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS[self.role]
+        return role_label(self.role)
+
+    def can(self, permission: Permission) -> bool:
+        return allowed(self.role, permission)
 
     @property
     def sees_people(self) -> bool:
-        return self.role in PERSON_LEVEL_ROLES
+        return self.can(Permission.SEE_PEOPLE)
 
 
 def refuse(session: Session, user: CurrentUser, message: str, entity: str, entity_id: str | None = None) -> NoReturn:
@@ -77,28 +59,28 @@ def refuse(session: Session, user: CurrentUser, message: str, entity: str, entit
     raise AccessDenied(message)
 
 
-def require_role(session: Session, user: CurrentUser, *roles: Role, doing: str, entity: str = "role") -> None:
-    """Refuse (audited) unless the user has one of ``roles``; ``doing`` completes "cannot ..."."""
-    if user.role not in roles:
-        allowed = ", ".join(ROLE_LABELS[r] for r in roles)
-        refuse(session, user, f"{user.role_label} users cannot {doing}; only {allowed} can.", entity)
+def require(session: Session, user: CurrentUser, permission: Permission, doing: str | None = None,
+            entity: str = "role") -> None:
+    """Refuse (audited) unless the permission table grants ``permission`` to the user's role;
+    ``doing`` (completing "cannot ...") words the refusal for this call."""
+    if not user.can(permission):
+        refuse(session, user, refusal(user.role, permission, doing), entity)
 
 
 def require_person_level(session: Session, user: CurrentUser, doing: str = "see identifiable records",
                          entity: str = "patient") -> None:
-    require_role(session, user, *sorted(PERSON_LEVEL_ROLES), doing=doing, entity=entity)
+    require(session, user, Permission.SEE_PEOPLE, doing=doing, entity=entity)
 
 
 def _scope(user: CurrentUser, practice_code, nhs_number) -> ColumnElement[bool]:
     """The people this user may see, as a WHERE clause on the given practice and NHS number columns."""
-    if user.role in (Role.PRACTICE, Role.MDT):
-        return practice_code.in_(sorted(user.practice_codes))
-    if user.role == Role.NAVIGATOR:
-        caseload = select(CaseloadAssignment.nhs_number).where(
-            CaseloadAssignment.navigator_username == user.username
-        )
-        return or_(practice_code.in_(sorted(user.practice_codes)), nhs_number.in_(caseload))
-    return false()
+    if not user.sees_people:
+        return false()
+    at_practices = practice_code.in_(sorted(user.practice_codes))
+    if not user.can(Permission.HOLD_CASELOAD):
+        return at_practices
+    caseload = select(CaseloadAssignment.nhs_number).where(CaseloadAssignment.navigator_username == user.username)
+    return or_(at_practices, nhs_number.in_(caseload))
 
 
 def person_scope(user: CurrentUser) -> ColumnElement[bool]:
@@ -113,12 +95,14 @@ def score_scope(user: CurrentUser) -> ColumnElement[bool]:
 
 
 def check_person_access(
-    session: Session, user: CurrentUser, nhs_number: str, doing: str = "open"
+    session: Session, user: CurrentUser, nhs_number: str, doing: str = "open",
+    permission: Permission = Permission.SEE_PEOPLE,
 ) -> Patient:
-    """The person, if this user may see them; otherwise NotFound/AccessDenied (and an audit row)."""
+    """The person, if this user may see them (and has ``permission``); otherwise NotFound or
+    AccessDenied (and an audit row)."""
     nhs_number = normalise_nhs_number(nhs_number)
-    if not user.sees_people:
-        refuse(session, user, f"{user.role_label} users cannot {doing} a person's record.", "patient", nhs_number)
+    if not user.can(permission):
+        refuse(session, user, refusal(user.role, permission, f"{doing} a person's record"), "patient", nhs_number)
     patient = session.get(Patient, nhs_number)
     if patient is None:
         from app.services import audit  # audit imports this module
@@ -132,7 +116,7 @@ def check_person_access(
     if allowed is None:
         refuse(session, user,
                f"NHS number {nhs_number} is not registered at your practices"
-               f"{' or on your caseload' if user.role == Role.NAVIGATOR else ''}, so you cannot {doing} it.",
+               f"{' or on your caseload' if user.can(Permission.HOLD_CASELOAD) else ''}, so you cannot {doing} it.",
                "patient", nhs_number)
     return patient
 
@@ -147,15 +131,13 @@ def normalise_nhs_number(value: str) -> str:
 
 def aggregate_practice_codes(session: Session, user: CurrentUser) -> list[str] | None:
     """Practices whose suppressed aggregates this user may see; None means the whole area."""
-    if user.role == Role.ADMIN:
+    if ROLES[user.role].needs_practices:
+        return sorted(user.practice_codes)
+    if not user.pcn_codes:
         return None
-    if user.role == Role.COMMISSIONER:
-        if not user.pcn_codes:
-            return None
-        return list(session.scalars(
-            select(Practice.practice_code).where(Practice.pcn_code.in_(sorted(user.pcn_codes)))
-        ))
-    return sorted(user.practice_codes)
+    return list(session.scalars(
+        select(Practice.practice_code).where(Practice.pcn_code.in_(sorted(user.pcn_codes)))
+    ))
 
 
 def check_practice_access(session: Session, user: CurrentUser, practice_code: str) -> None:

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store import AuditEvent
-from app.services.access import CurrentUser, Role, require_role
+from app.services.access import CurrentUser, require
+from app.services.permissions import Permission
 
 AUDIT_COLUMNS = ("id", "at", "username", "role", "action", "entity", "entity_id", "before", "after", "detail")
 
@@ -80,7 +81,7 @@ def search_audit(
     limit: int = 5000,
 ) -> pd.DataFrame:
     """Audit events, newest first (admins only). ``until`` includes the whole day."""
-    require_role(session, user, Role.ADMIN, doing="read the audit trail", entity="audit")
+    require(session, user, Permission.READ_AUDIT, entity="audit")
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if username:
         query = query.where(AuditEvent.username == username)

@@ -20,17 +20,16 @@ from app.services import audit
 from app.services.careplans import StaleEditError, derived_statuses
 from app.services.access import (
     CurrentUser,
-    Role,
     check_person_access,
     person_scope,
     refuse,
-    require_role,
+    require,
 )
+from app.services.permissions import Permission, Role, allowed, roles_with
 from app.store import (
     CarePlan, CaseloadAssignment, LeadProfessional, Patient, Score, ScoreRun, User, utcnow,
 )
 
-CASELOAD_ROLES = (Role.PRACTICE, Role.NAVIGATOR, Role.MDT)
 MAX_CAPACITY = 1000
 
 CASELOAD_COLUMNS = [
@@ -90,10 +89,10 @@ def my_caseload(
     Navigators see their own caseload; practice and MDT users may look at a navigator's caseload,
     limited to their own practices' people.
     """
-    require_role(session, user, *CASELOAD_ROLES, doing="see a navigator's caseload")
+    require(session, user, Permission.SEE_CASELOADS, doing="see a navigator's caseload")
     today = today or date.today()
     navigator_username = navigator_username or user.username
-    if user.role == Role.NAVIGATOR and navigator_username != user.username:
+    if user.can(Permission.HOLD_CASELOAD) and navigator_username != user.username:
         refuse(session, user, "Care navigators can only open their own caseload.", "caseload", navigator_username)
     query = _people_query(session, user, today).where(CaseloadAssignment.navigator_username == navigator_username)
     frame = _frame(session.execute(query), today)
@@ -112,7 +111,7 @@ def flagged_without_plan(
     session: Session, user: CurrentUser, today: date | None = None, limit: int = 500
 ) -> pd.DataFrame:
     """Flagged people at this user's practices with no care plan yet, highest risk first."""
-    require_role(session, user, *CASELOAD_ROLES, doing="see people with no care plan")
+    require(session, user, Permission.SEE_CASELOADS, doing="see people with no care plan")
     today = today or date.today()
     query = (
         # the practice filter on scores lets the database use the (run, practice, flagged) index
@@ -128,7 +127,7 @@ def flagged_without_plan(
 
 def navigator_capacity(session: Session, user: CurrentUser) -> pd.DataFrame:
     """Navigators sharing a practice with this user: caseload size, capacity and whether over it."""
-    require_role(session, user, *CASELOAD_ROLES, Role.ADMIN, doing="see navigator capacity")
+    require(session, user, Permission.SEE_CAPACITY)
     counts = (
         select(CaseloadAssignment.navigator_username, func.count().label("people"))
         .group_by(CaseloadAssignment.navigator_username)
@@ -138,14 +137,14 @@ def navigator_capacity(session: Session, user: CurrentUser) -> pd.DataFrame:
         select(User.username, User.display_name, User.practice_codes, User.caseload_capacity,
                func.coalesce(counts.c.people, 0).label("people"))
         .outerjoin(counts, counts.c.navigator_username == User.username)
-        .where(User.role == Role.NAVIGATOR.value, User.active)
+        .where(User.role.in_(roles_with(Permission.HOLD_CASELOAD)), User.active)
         .order_by(User.username)
     )
     frame = pd.DataFrame(
         [dict(r._mapping) for r in rows],
         columns=["username", "display_name", "practice_codes", "caseload_capacity", "people"],
     )
-    if user.role != Role.ADMIN:
+    if user.sees_people:  # the care team: navigators sharing a practice; an administrator: all
         shares = frame["practice_codes"].map(lambda codes: bool(set(codes or ()) & user.practice_codes))
         frame = frame[shares]
     frame = frame.assign(
@@ -157,7 +156,7 @@ def navigator_capacity(session: Session, user: CurrentUser) -> pd.DataFrame:
 
 def _navigator(session: Session, username: str) -> User:
     row = session.get(User, (username or "").strip())
-    if row is None or not row.active or row.role != Role.NAVIGATOR.value:
+    if row is None or not row.active or not allowed(Role(row.role), Permission.HOLD_CASELOAD):
         raise UserInputError(f"{username!r} is not an active care navigator.")
     return row
 
@@ -173,7 +172,7 @@ def assign_to_navigator(
     Returns the new assignment with ``over_capacity`` so the page can warn.
     """
     require_write_session(session)
-    require_role(session, user, *CASELOAD_ROLES, doing="assign people to a care navigator")
+    require(session, user, Permission.SEE_CASELOADS, doing="assign people to a care navigator")
     patient = check_person_access(session, user, nhs_number, doing="assign")
     navigator = _navigator(session, navigator_username)
     if patient.practice_code not in (navigator.practice_codes or ()):
@@ -239,7 +238,7 @@ def _raise_stale(expected_version: int | None, current: CaseloadAssignment | Non
 def set_capacity(session: Session, user: CurrentUser, navigator_username: str, capacity) -> int:
     """A navigator sets their own capacity (admins use the users service for anyone)."""
     require_write_session(session)
-    require_role(session, user, Role.NAVIGATOR, doing="set a caseload capacity")
+    require(session, user, Permission.HOLD_CASELOAD, doing="set a caseload capacity")
     if navigator_username != user.username:
         refuse(session, user, "Care navigators can only set their own caseload capacity.", "user",
                navigator_username)

@@ -22,16 +22,15 @@ from app.db import require_write_session
 from app.services import audit, careplans
 from app.services.access import (
     CurrentUser,
-    Role,
     check_person_access,
     normalise_nhs_number,
     refuse,
-    require_role,
+    require,
 )
+from app.services.permissions import Permission
 from app.services.caseload import current_run_id
 from app.store import CarePlan, LeadProfessional, MdtAgendaItem, MdtMeeting, Patient, Practice, Score
 
-MEETING_ROLES = (Role.PRACTICE, Role.MDT, Role.NAVIGATOR)
 ATTENDEE_ROLES = careplans.LEAD_PROFESSIONAL_ROLES
 OUTCOMES = {
     "lead_assigned": "Lead professional assigned",
@@ -65,8 +64,7 @@ def _meeting_dict(row: MdtMeeting) -> dict:
 
 
 def _practice_meeting_scope(session: Session, user: CurrentUser, practice_code: str, doing: str) -> None:
-    if user.role not in MEETING_ROLES:
-        refuse(session, user, f"{user.role_label} users cannot {doing}.", "mdt_meeting", practice_code)
+    require(session, user, Permission.RUN_MEETINGS, doing=doing, entity="mdt_meeting")
     if practice_code not in user.practice_codes:
         refuse(session, user, f"Practice {practice_code} is not one of your practices.", "mdt_meeting",
                practice_code)
@@ -101,7 +99,7 @@ def create_meeting(
 
 def list_meetings(session: Session, user: CurrentUser, from_date: date | None = None) -> pd.DataFrame:
     """Meetings at this user's practices (optionally from a date on), soonest first, with counts."""
-    require_role(session, user, *MEETING_ROLES, doing="see MDT meetings")
+    require(session, user, Permission.RUN_MEETINGS)
     counts = (
         select(MdtAgendaItem.meeting_id, func.count().label("people"),
                func.count(MdtAgendaItem.outcome).label("outcomes"))

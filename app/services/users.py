@@ -14,7 +14,8 @@ from features.errors import UserInputError
 from app import settings
 from app.db import require_write_session
 from app.services import audit
-from app.services.access import CurrentUser, Role, require_role
+from app.services.access import CurrentUser, require
+from app.services.permissions import ROLES, Permission, Role, allowed, roles_with
 from app.store import User
 
 _hasher = PasswordHasher()
@@ -78,7 +79,7 @@ def _validate(username: str, role: str, practice_codes: Sequence[str], password:
         raise UserInputError(
             f"The role {role!r} is not one of {', '.join(r.value for r in Role)}."
         ) from None
-    if parsed in (Role.PRACTICE, Role.NAVIGATOR, Role.MDT) and not practice_codes:
+    if ROLES[parsed].needs_practices and not practice_codes:
         raise UserInputError(f"A {parsed.value} user needs at least one practice code.")
     return parsed
 
@@ -97,7 +98,7 @@ def _insert_user(session, *, username, display_name, role, password, practice_co
         pcn_codes=sorted(pcn_codes),
         caseload_capacity=(
             caseload_capacity if caseload_capacity is not None
-            else DEFAULT_CASELOAD_CAPACITY if parsed == Role.NAVIGATOR else None
+            else DEFAULT_CASELOAD_CAPACITY if allowed(parsed, Permission.HOLD_CASELOAD) else None
         ),
         is_demo=is_demo,
     )
@@ -117,7 +118,7 @@ def _public(row: User) -> dict:
 def create_user(session: Session, admin: CurrentUser, **fields) -> dict:
     """Admins add users (fields as ``_insert_user``); the password never reaches the audit trail."""
     require_write_session(session)
-    require_role(session, admin, Role.ADMIN, doing="manage users")
+    require(session, admin, Permission.MANAGE_USERS)
     row = _insert_user(session, **fields)
     after = _public(row)
     audit.record(session, admin, "user_create", "user", row.username, after=after)
@@ -127,7 +128,7 @@ def create_user(session: Session, admin: CurrentUser, **fields) -> dict:
 def update_user(session: Session, admin: CurrentUser, username: str, **changes) -> dict:
     """Change display_name, role, practice_codes, pcn_codes, caseload_capacity, active or password."""
     require_write_session(session)
-    require_role(session, admin, Role.ADMIN, doing="manage users")
+    require(session, admin, Permission.MANAGE_USERS)
     row = session.get(User, username)
     if row is None:
         raise UserInputError(f"There is no user called {username}.")
@@ -153,14 +154,14 @@ def update_user(session: Session, admin: CurrentUser, username: str, **changes) 
 
 
 def list_users(session: Session, admin: CurrentUser) -> list[dict]:
-    require_role(session, admin, Role.ADMIN, doing="manage users")
+    require(session, admin, Permission.MANAGE_USERS)
     return [_public(row) for row in session.scalars(select(User).order_by(User.role, User.username))]
 
 
 def navigators(session: Session, practice_codes: Sequence[str] | None = None) -> list[CurrentUser]:
     """Active navigators (optionally those sharing one of the given practices), for reassignment."""
     rows = session.scalars(
-        select(User).where(User.role == Role.NAVIGATOR.value, User.active).order_by(User.username)
+        select(User).where(User.role.in_(roles_with(Permission.HOLD_CASELOAD)), User.active).order_by(User.username)
     )
     found = [current_user_from(r) for r in rows]
     if practice_codes is not None:
