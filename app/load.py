@@ -33,11 +33,13 @@ from features.records import (
     NHS_NUMBER_CHECK,
     schema_problems,
 )
+from features.flags import EFI_CATEGORIES, FLAG_NAMES, flag_bits
 from model.score_file import cutoffs_in_force, decode_score_metadata
 from app import settings
 from app.db import get_engine, session_scope
 from app.services import audit
-from app.services.access import CurrentUser, Role
+from app.services.access import CurrentUser
+from app.services.permissions import Role
 from app.services.users import seed_demo_users
 from app.store import (
     CaseloadAssignment,
@@ -53,7 +55,6 @@ from app.store import (
 LOADER = CurrentUser(username="system:load", display_name="Loader", role=Role.ADMIN)
 CHUNK_ROWS = 50_000
 KEEP_PREVIOUS_RUNS = 1  # the run before the current one stays, for comparison
-FLAG_COLUMNS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 DEMO_CASELOAD_SIZE = 40
 SQLITE_LOAD_CACHE_KIB = 256 * 1024
 OLDER_METADATA_COLUMNS = ("model_sha256", "index_date")  # files before schema metadata: one value repeated
@@ -66,7 +67,8 @@ SCORES_SCHEMA = pa.DataFrameSchema(
         "probability": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
         "percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0)),
         "practice_percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0), nullable=True, required=False),
-        **{flag: pa.Column(bool) for flag in FLAG_COLUMNS},
+        **{flag: pa.Column(bool) for flag in FLAG_NAMES},
+        "efi_category": pa.Column(str, pa.Check.isin(EFI_CATEGORIES), nullable=True),
     },
     coerce=True,
     name="scores",
@@ -399,6 +401,9 @@ def _run_to_add_to(session, sha: str, top_cutoffs: dict[str, float], practice_co
     elif run.model_sha256 != sha:
         problem = (f"the current run was scored by model {run.model_sha256[:12]}… and these scores by "
                    f"{sha[:12]}…; one run holds one model's scores")
+    elif list(run.flag_names) != list(FLAG_NAMES):  # else one bit would mean two flags within the run
+        problem = ("the current run was scored with other flags than this version knows; load a full "
+                   "refresh without --add-to-current first")
     elif run.top_cutoffs != top_cutoffs:  # else one flag would mean two things within the run
         problem = (f"these scores use the cut-offs {_cutoffs_text(top_cutoffs)} but the current run "
                    f"{_cutoffs_text(run.top_cutoffs)}; score them with the current run's cut-offs")
@@ -424,7 +429,8 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
     summaries = encounter_summaries(records.encounters)
     # Rows in primary-key order append to the B-tree instead of splitting pages all over it.
     score_rows = scores.sort_values("nhs_number", ignore_index=True)
-    score_rows["flagged"] = score_rows[list(FLAG_COLUMNS)].any(axis=1)
+    score_rows["flags"] = flag_bits(score_rows, FLAG_NAMES)
+    score_rows["flagged"] = score_rows["flags"] != 0
     if "practice_percentile" not in score_rows.columns:
         score_rows["practice_percentile"] = float("nan")
     for column in ("reasons", "missing_predictors"):
@@ -455,11 +461,11 @@ def _write(engine, records, scores, meta, model_dir, source, progress, on_chunk,
         bulk_insert(connection, "encounter_summaries", summaries)
         if not add_to_current:
             run = ScoreRun(model_sha256=sha, index_date=index_date, source=source[-500:], people=0, is_current=False,
-                           **ScoreRun.cutoff_columns(meta.get("top_cutoffs")))
+                           cutoffs=dict(meta.get("top_cutoffs") or {}), flag_names=list(FLAG_NAMES))
             session.add(run)
             session.flush()
         columns = ["nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
-                   *FLAG_COLUMNS, "flagged", "reasons", "missing_predictors"]
+                   "flags", "flagged", "efi_category", "reasons", "missing_predictors"]
         frame = score_rows.loc[:, columns]
         frame.insert(0, "run_id", run.id)
         with tqdm(total=len(frame), desc="scores", unit="row", disable=not progress, leave=False) as bar:

@@ -12,6 +12,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -20,9 +21,11 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from features.flags import FLAG_NAMES, bit_of, flags_from_bits
 from model.score_file import cutoffs_in_force
 
 
@@ -100,22 +103,27 @@ class ScoreRun(Base):
     source: Mapped[str | None] = mapped_column(String(500))
     people: Mapped[int] = mapped_column(Integer, default=0)
     is_current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    # The fraction of the population each top flag holds, as the score file says; NULL when it
-    # does not (files from before `score` recorded them).
-    top_2pct_cutoff: Mapped[float | None] = mapped_column(Float)
-    top_5pct_cutoff: Mapped[float | None] = mapped_column(Float)
-
-    CUTOFF_COLUMNS = {"top_2pct": "top_2pct_cutoff", "top_5pct": "top_5pct_cutoff"}  # flag -> column
-
-    @classmethod
-    def cutoff_columns(cls, top_cutoffs: dict[str, float] | None) -> dict[str, float | None]:
-        """Column values for a score file's ``top_cutoffs`` (None: the file does not say)."""
-        return {column: (top_cutoffs or {}).get(flag) for flag, column in cls.CUTOFF_COLUMNS.items()}
+    # The fraction of the population each risk flag holds, as the score file says ({} when it did not).
+    cutoffs: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    # The flags in the order of the bits of ``Score.flags`` (features.flags.FLAGS when loaded).
+    flag_names: Mapped[list | None] = mapped_column(JSON, default=lambda: list(FLAG_NAMES))
 
     @property
     def top_cutoffs(self) -> dict[str, float]:
-        """The cut-offs this run's top flags used (the defaults when it did not record them)."""
-        return cutoffs_in_force({flag: getattr(self, column) for flag, column in self.CUTOFF_COLUMNS.items()})
+        """The cut-offs this run's risk flags used (the defaults when it did not record them)."""
+        return cutoffs_in_force(self.cutoffs)
+
+    def has_flag(self, name: str) -> ColumnElement[bool]:
+        """A WHERE clause on ``Score``: the person has flag ``name`` in this run (never, if the run
+        did not know that flag)."""
+        try:
+            return Score.flags.op("&")(bit_of(name, self.flag_names or ())) != 0
+        except KeyError:
+            return false()
+
+    def flags_of(self, bits: int | None) -> list[str]:
+        """The names of the flags set in a ``Score.flags`` value of this run."""
+        return flags_from_bits(int(bits or 0), self.flag_names or ())
 
 
 class Score(Base):
@@ -128,12 +136,10 @@ class Score(Base):
     probability: Mapped[float] = mapped_column(Float)
     percentile: Mapped[float] = mapped_column(Float)
     practice_percentile: Mapped[float | None] = mapped_column(Float)
-    top_2pct: Mapped[bool] = mapped_column(Boolean)
-    top_5pct: Mapped[bool] = mapped_column(Boolean)
-    age_60_plus: Mapped[bool] = mapped_column(Boolean)
-    age_18_59_3plus_ltc: Mapped[bool] = mapped_column(Boolean)
-    dementia: Mapped[bool] = mapped_column(Boolean)
-    flagged: Mapped[bool] = mapped_column(Boolean)
+    # Bit i set: the person has flag ScoreRun.flag_names[i] (one column, however many flags).
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[bool] = mapped_column(Boolean)  # flags != 0, kept for the list's index
+    efi_category: Mapped[str | None] = mapped_column(String(10))
     reasons: Mapped[str | None] = mapped_column(Text)  # JSON list of plain-words reasons
     missing_predictors: Mapped[str | None] = mapped_column(Text)  # JSON list
 

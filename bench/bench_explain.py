@@ -10,7 +10,7 @@ from common import build_parser, features_file, main, measure, model_dir
 
 from model import persist
 from model.explain import explain
-from model.scoring import rank_against, top_flags
+from features.flags import in_top_fraction
 
 
 def run_size(people: int, args) -> list:
@@ -20,8 +20,7 @@ def run_size(people: int, args) -> list:
     if args.count:
         flagged, label = features.loc[probability.nlargest(args.count).index], f"{args.count:,} highest-risk"
     else:
-        percentile = rank_against(probability, features["practice_code"])["percentile"]
-        flagged, label = features.loc[top_flags(percentile, {"top": args.top})["top"].to_numpy()], f"top {args.top:.0%}"
+        flagged, label = features.loc[in_top_fraction(probability, args.top)], f"top {args.top:.0%}"
     with measure(f"SHAP reasons, {label}", people, rows=len(flagged)) as step:
         explain(model, flagged)
     return [step]

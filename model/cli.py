@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from features.errors import UserInputError
+from features.flags import RISK_FLAGS
 
 
 def _progress(total: int, description: str):
@@ -51,7 +52,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    top_cutoffs = {"top_2pct": args.top_2pct_cutoff, "top_5pct": args.top_5pct_cutoff}
+    top_cutoffs = {flag.name: getattr(args, f"{flag.name}_cutoff") for flag in RISK_FLAGS}
     if args.engine == "dask":
         try:
             from model.distributed import score_with_dask
@@ -118,12 +119,12 @@ def register(subparsers) -> None:
     score.add_argument("--model", required=True, help="model folder")
     score.add_argument("--index-date", required=True, help="scoring date, YYYY-MM-DD")
     score.add_argument("--out", required=True, help="score file to write (.parquet)")
-    score.add_argument("--top-2pct-cutoff", type=_fraction, default=0.02, help="fraction flagged top_2pct")
-    score.add_argument("--top-5pct-cutoff", type=_fraction, default=0.05, help="fraction flagged top_5pct")
+    for flag in RISK_FLAGS:
+        score.add_argument(f"--{flag.name.replace('_', '-')}-cutoff", type=_fraction, default=flag.default_cutoff,
+                           help=f"fraction of the population flagged {flag.name}")
     score.add_argument(
         "--explain-top", type=_fraction, default=None,
-        help="explain only the top fraction (e.g. 0.05) instead of everyone flagged by any flag "
-        "(top 2%%/5%%, 60+, 18-59 with 3+ conditions, dementia)",
+        help="explain only the top fraction (e.g. 0.05) instead of everyone flagged by any flag",
     )
     score.add_argument("--engine", choices=("local", "dask"), default="local")
     score.add_argument("--scheduler", default=None, help="Dask scheduler address (engine dask)")

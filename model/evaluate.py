@@ -24,10 +24,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from features.build import LABEL, LABEL_COUNT, build_features, parse_index_date
-from features.cohorts import SEGMENTS, rule_based_cohort, segments
 from features.errors import UserInputError
+from features.flags import DEFAULT_TOP_CUTOFFS, in_top_fraction, risk_flags, rule_based_cohort, rule_flags
 from features.records import Records
-from model.score_file import DEFAULT_TOP_CUTOFFS
 from model.training import FittedModel, records_until, require_people, training_features
 
 TOP_FRACTIONS = (0.01, 0.02, 0.05, 0.10)
@@ -78,13 +77,17 @@ def calibration_deciles(y: np.ndarray, probability: np.ndarray) -> list[dict]:
 
 
 def top_flag(score: pd.Series, fraction: float, tie_break: pd.Series | None = None) -> pd.Series:
-    """Exactly ceil(fraction * N) highest scores (ties broken by ``tie_break``, then order)."""
-    n_flagged = int(np.ceil(fraction * len(score)))
-    keys = pd.DataFrame({"score": score.to_numpy(), "tie": 0 if tie_break is None else tie_break.to_numpy()})
-    order = keys.sort_values(["score", "tie"], ascending=False, kind="stable").index[:n_flagged]
-    flag = np.zeros(len(score), dtype=bool)
-    flag[order] = True
-    return pd.Series(flag, index=score.index)
+    """The top ``fraction`` by ``score`` under the flags' one rule (``in_top_fraction``: everyone
+    tied at the cut-off is in); ``tie_break`` ranks people with the same score first."""
+    key = score.to_numpy(dtype=float)
+    if tie_break is not None:  # one rank over (score, tie_break): equal only when both are
+        tie = tie_break.to_numpy(dtype=float)
+        order = np.lexsort((tie, key))
+        pairs = np.column_stack([key[order], tie[order]])
+        rank = np.empty(len(key))
+        rank[order] = np.cumsum(np.r_[True, (np.diff(pairs, axis=0) != 0).any(axis=1)])
+        key = rank
+    return pd.Series(in_top_fraction(key, fraction), index=score.index)
 
 
 def flag_figures(flag: pd.Series, y: pd.Series, events: pd.Series) -> dict:
@@ -318,8 +321,8 @@ def evaluate(
         methods["oracle"]["people_with_truth"] = int(known.sum())
     step()
 
-    model_flags = pd.DataFrame({"top_2pct": top_flag(probability, 0.02), "top_5pct": top_flag(probability, 0.05)})
-    flags = pd.concat([model_flags, segments(features)], axis=1)
+    flags = pd.concat([risk_flags(probability, DEFAULT_TOP_CUTOFFS, index=features.index), rule_flags(features)],
+                      axis=1)
     rule_size = int(rule.sum())
     same_size = top_flag(probability, rule_size / len(rule)) if rule_size else rule
     sample = features.sample(min(SHAP_SAMPLE, len(features)), random_state=0)
@@ -343,7 +346,7 @@ def evaluate(
             "model_same_size_as_rule_based": flag_figures(same_size, y, events),
         },
         "flag_overlap": overlap_table(flags),
-        "fairness": fairness(features, probability, model_flags["top_5pct"]),
+        "fairness": fairness(features, probability, flags["top_5pct"]),
         "fairness_flag": "top_5pct",
         "global_importance": {name: float(value) for name, value in importance.items()},
         "capacity": capacity(probability, y, events, reviewable),

@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 
 from features.errors import UserInputError
+from features.flags import DEFAULT_TOP_CUTOFFS, RISK_FLAGS, cutoff_percent
 
-DEFAULT_TOP_CUTOFFS = {"top_2pct": 0.02, "top_5pct": 0.05}
 SCORE_METADATA_KEYS = {
     "index_date": "proactive_care.index_date",  # YYYY-MM-DD
     "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of model.joblib
@@ -27,12 +27,15 @@ def check_cutoffs(top_cutoffs: Mapping[str, float]) -> dict[str, float]:
             raise UserInputError(
                 f"The {name} cut-off {cutoff} must be a fraction between 0 and 1, e.g. 0.02 for 2%."
             )
-    narrow, wide = top_cutoffs.get("top_2pct"), top_cutoffs.get("top_5pct")
-    if narrow is not None and wide is not None and narrow > wide:
-        raise UserInputError(
-            f"The top_2pct cut-off {narrow} is wider than the top_5pct cut-off {wide}; the narrower "
-            "flag must be the smaller fraction (raise --top-5pct-cutoff too)."
-        )
+    # The risk flags keep their order: a flag whose default is narrower may not be set wider.
+    given = [f for f in sorted(RISK_FLAGS, key=lambda f: f.default_cutoff) if f.name in top_cutoffs]
+    for narrow, wide in zip(given, given[1:]):
+        if top_cutoffs[narrow.name] > top_cutoffs[wide.name]:
+            raise UserInputError(
+                f"The {narrow.name} cut-off {top_cutoffs[narrow.name]} is wider than the {wide.name} cut-off "
+                f"{top_cutoffs[wide.name]}; the narrower flag must be the smaller fraction "
+                f"(raise --{wide.name.replace('_', '-')}-cutoff too)."
+            )
     return dict(top_cutoffs)
 
 
@@ -43,11 +46,6 @@ def cutoffs_in_force(recorded: Mapping[str, float | None] | None) -> dict[str, f
         name: default if recorded.get(name) is None else recorded[name]
         for name, default in DEFAULT_TOP_CUTOFFS.items()
     }
-
-
-def cutoff_percent(fraction: float) -> str:
-    """A cut-off as people read it: 0.02 -> "2%", 0.013 -> "1.3%", 0.0138 -> "1.38%"."""
-    return f"{fraction * 100:.3g}%"
 
 
 def encode_score_metadata(

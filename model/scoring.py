@@ -15,22 +15,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.cohorts import SEGMENTS, segments
 from features.errors import UserInputError
+from features.flags import DEFAULT_TOP_CUTOFFS, FLAG_NAMES, RULE_FEATURES, cutoff_percent, efi_category, \
+    in_top_fraction, risk_flags, rule_flags
 from model.compiled_trees import CompiledTrees
 from model.explain import explain
-from model.score_file import (
-    DEFAULT_TOP_CUTOFFS,
-    check_cutoffs,
-    cutoff_percent,
-    decode_score_metadata,
-    encode_score_metadata,
-)
+from model.score_file import check_cutoffs, decode_score_metadata, encode_score_metadata
 from model.training import FittedModel
 
 SCORE_COLUMNS = (
     "nhs_number", "practice_code", "probability", "percentile", "practice_percentile",
-    *DEFAULT_TOP_CUTOFFS, *SEGMENTS, "reasons", "missing_predictors",
+    *FLAG_NAMES, "efi_category", "reasons", "missing_predictors",
 )
 # Predictors that can be unknown for a person (the rest are always derivable from records).
 MAY_BE_MISSING = ("ethnicity", "imd_decile", "efi", "repeat_medicines")
@@ -84,14 +79,6 @@ def rank_against(
             practice_percentile[members] = _percentile_of(values[members], reference_slice)
     return pd.DataFrame(
         {"percentile": percentile, "practice_percentile": practice_percentile}, index=probability.index
-    )
-
-
-def top_flags(percentile: pd.Series, top_cutoffs: dict[str, float]) -> pd.DataFrame:
-    """True for people in the top fraction of the population (ties at the cut-off all included)."""
-    return pd.DataFrame(
-        {name: percentile > 100.0 * (1.0 - cutoff) for name, cutoff in top_cutoffs.items()},
-        index=percentile.index,
     )
 
 
@@ -152,7 +139,7 @@ def score_batch(
     everyone above the top ``explain_top`` fraction; others get null.
     """
     top_cutoffs = check_cutoffs(top_cutoffs or DEFAULT_TOP_CUTOFFS)
-    needed = list(fitted_model.predictors) + ["practice_code", "age", "ltc_count", "ltc_dementia"]
+    needed = list(fitted_model.predictors) + ["practice_code", *RULE_FEATURES]
     missing_columns = [column for column in dict.fromkeys(needed) if column not in features.columns]
     if missing_columns:
         raise UserInputError(
@@ -160,13 +147,14 @@ def score_batch(
         )
     probability = pd.Series(predict_probability(fitted_model, features), index=features.index)
     ranks = rank_against(probability, features["practice_code"], population)
-    flags = top_flags(ranks["percentile"], top_cutoffs)
-    segment_flags = segments(features)
+    everyone = None if population is None else population["probability"]
+    flags = pd.concat([risk_flags(probability, top_cutoffs, everyone, index=features.index), rule_flags(features)],
+                      axis=1)
     to_explain = np.zeros(len(features), dtype=bool)
     if explain_flagged:
-        to_explain |= flags.to_numpy().any(axis=1) | segment_flags.to_numpy().any(axis=1)
+        to_explain |= flags.to_numpy().any(axis=1)
     if explain_top is not None:
-        to_explain |= top_flags(ranks["percentile"], {"explain": explain_top})["explain"].to_numpy()
+        to_explain |= in_top_fraction(probability, explain_top, everyone)
     reasons = np.full(len(features), pd.NA, dtype=object)
     if to_explain.any():
         reasons[to_explain] = explain(fitted_model, features.loc[to_explain]).to_numpy()
@@ -175,8 +163,8 @@ def score_batch(
         "practice_code": features["practice_code"].array,
         "probability": probability.to_numpy(),
         **{name: column.to_numpy() for name, column in ranks.items()},
-        **{name: column.to_numpy() for name, column in flags.items()},
-        **{name: column.to_numpy() for name, column in segment_flags.items()},
+        **{name: flags[name].to_numpy() for name in FLAG_NAMES},
+        "efi_category": efi_category(features).array,
         "reasons": reasons,
         "missing_predictors": missing_predictors(features).to_numpy(),
     }

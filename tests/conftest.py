@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS
+from features.flags import DEFAULT_TOP_CUTOFFS, FLAG_NAMES, efi_category, risk_flags, rule_flags
 from features.records import Records, write_records
 
 POSTGRES_URL = os.environ.get("PROACTIVE_CARE_TEST_POSTGRES_URL", "").strip()
@@ -40,7 +41,6 @@ TINY_REASONS = [
     {"feature": "ltc_heart_failure", "text": "Heart failure", "direction": "raises",
      "strength": "moderately", "contribution": 0.4},
 ]
-FLAGS_FOR_TESTS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
 
 
 def synthetic_nhs_numbers(count: int, start: int = 0) -> list[str]:
@@ -103,17 +103,19 @@ def make_scores(records: Records, seed: int = 11) -> pd.DataFrame:
     counts = records.conditions.groupby("nhs_number").size().reindex(patients["nhs_number"]).fillna(0).to_numpy()
     dementia = patients["nhs_number"].isin(
         records.conditions.loc[records.conditions["condition"] == "dementia", "nhs_number"]).to_numpy()
+    # Every flag in the registry, by its own rule (a new flag reaches these inputs without an edit here).
+    features = pd.DataFrame({"age": ages, "ltc_count": counts, "ltc_dementia": dementia,
+                             "efi": np.where(ages >= 65, rng.beta(2, 8, len(patients)), np.nan),
+                             "care_home": patients["care_home"].to_numpy()})
+    flags = pd.concat([risk_flags(probability, DEFAULT_TOP_CUTOFFS), rule_flags(features)], axis=1)
     return pd.DataFrame({
         "nhs_number": patients["nhs_number"],
         "practice_code": patients["practice_code"],
         "probability": probability,
         "percentile": percentile,
         "practice_percentile": pd.Series(probability).groupby(patients["practice_code"]).rank(pct=True).to_numpy() * 100,
-        "top_2pct": percentile > 98,
-        "top_5pct": percentile > 95,
-        "age_60_plus": ages >= 60,
-        "age_18_59_3plus_ltc": (ages >= 18) & (ages < 60) & (counts >= 3),
-        "dementia": dementia,
+        **{name: flags[name].to_numpy() for name in FLAG_NAMES},
+        "efi_category": efi_category(features).array,
         # As the model does: reasons for the top 5% only.
         "reasons": [json.dumps(TINY_REASONS) if p > 95 else None for p in percentile],
         "missing_predictors": ["[]"] * len(patients),

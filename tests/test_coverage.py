@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from features.flags import FLAG_NAMES
 from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 
@@ -43,9 +44,9 @@ def test_disclosed_counts_never_reveal_small_numbers(count):
 
 
 def _flagged(session, practice: str, group: str) -> list[str]:
-    run = session.scalar(select(ScoreRun.id).where(ScoreRun.is_current))
+    run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
     return list(session.scalars(select(Score.nhs_number).where(
-        Score.run_id == run, Score.practice_code == practice, getattr(Score, group))
+        Score.run_id == run.id, Score.practice_code == practice, run.has_flag(group))
         .order_by(Score.nhs_number)))
 
 
@@ -76,7 +77,7 @@ def test_coverage_counts_agreed_in_date_plans_with_a_lead(loaded_engine, users):
         overdue = coverage.coverage(session, commissioner, level="practice", today=REVIEW + timedelta(days=1))
         assert _row(overdue, "P001", "age_60_plus")["covered"] == 0
         area = coverage.coverage(session, commissioner, level="area")
-        assert set(area["code"]) == {coverage.AREA_CODE} and len(area) == len(coverage.FLAGS)
+        assert set(area["code"]) == {coverage.AREA_CODE} and len(area) == len(FLAG_NAMES)
         pcn = coverage.coverage(session, commissioner, level="pcn")
         assert set(pcn["code"]) == {"N01", "N02"}
         with pytest.raises(UserInputError):
@@ -126,13 +127,12 @@ def test_trend_counts_each_month_against_the_run_current_then(loaded_url, loaded
     with session_scope(loaded_engine, write=True) as session:
         first_run = coverage.current_run(session)
         first_flagged = session.scalar(select(func.count()).select_from(Score).where(
-            Score.run_id == first_run.id, Score.age_60_plus))
+            Score.run_id == first_run.id, first_run.has_flag("age_60_plus")))
         # the first run was loaded before the earliest month end shown
         session.execute(update(ScoreRun).where(ScoreRun.id == first_run.id)
                         .values(created_at=datetime.combine(months[0] - timedelta(days=1), datetime.min.time(),
                                                             timezone.utc)))
-    refreshed = pd.read_parquet(tiny_inputs["scores"]).assign(
-        age_60_plus=False, age_18_59_3plus_ltc=False, dementia=False, top_2pct=False)
+    refreshed = pd.read_parquet(tiny_inputs["scores"]).assign(**{name: False for name in FLAG_NAMES})
     refreshed["top_5pct"] = refreshed.index < 10
     _write_scored_with(refreshed, tmp_path / "refresh.parquet", {"top_2pct": 0.02, "top_5pct": 0.04})
     load(tiny_inputs["records"], tmp_path / "refresh.parquet", tiny_inputs["model"], loaded_url, progress=False)
@@ -169,8 +169,8 @@ def test_labels_give_the_current_runs_cutoffs(loaded_url, loaded_engine, users, 
     load(tiny_inputs["records"], tmp_path / "scores.parquet", tiny_inputs["model"], loaded_url, progress=False)
     with session_scope(loaded_engine) as session:
         area = coverage.coverage(session, users["commissioner"], level="area").set_index("group")
-        top = session.scalars(select(Score).where(
-            Score.run_id == coverage.current_run(session).id, Score.top_2pct)).first()
+        run = coverage.current_run(session)
+        top = session.scalars(select(Score).where(Score.run_id == run.id, run.has_flag("top_2pct"))).first()
         gp = CurrentUser("gp", "GP", Role.PRACTICE, practice_codes=frozenset({top.practice_code}))
         record = patients.patient_record(session, gp, top.nhs_number)
     assert area.at["top_2pct", "group_label"] == "Top 1.3% risk"

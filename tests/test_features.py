@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.build import LABEL, LABEL_COUNT, PREDICTOR_COLUMNS, build_features
-from features.cohorts import rule_based_cohort, segments
+from features.flags import rule_based_cohort, rule_flags
 from features.errors import UserInputError
 from features.records import Records
 
@@ -157,13 +157,14 @@ def test_malformed_index_date_is_one_sentence(records):
         build_features(records, "2024-13-45")
 
 
-def test_segments(records):
+def test_rule_flags(records):
     features = build_features(records, INDEX)
-    flags = segments(features)
-    assert flags.loc[ALICE].to_dict() == {"age_60_plus": True, "age_18_59_3plus_ltc": False, "dementia": True}
+    flags = rule_flags(features)
+    assert flags.loc[ALICE, ["age_60_plus", "age_18_59_3plus_ltc", "dementia"]].to_dict() == {
+        "age_60_plus": True, "age_18_59_3plus_ltc": False, "dementia": True}
     assert not flags.loc[BOB].any()
     features.loc[BOB, "ltc_count"] = 3
-    assert segments(features).loc[BOB, "age_18_59_3plus_ltc"]
+    assert rule_flags(features).loc[BOB, "age_18_59_3plus_ltc"]
     assert rule_based_cohort(features).to_dict() == {ALICE: True, BOB: True, CAROL: False}
 
 

@@ -13,6 +13,7 @@ from app.load import load, upgrade_database
 from app.services import patients as patient_services
 from app.services.access import CurrentUser, Role
 from features.build import build_features
+from features.flags import FLAG_NAMES
 from features.records import read_records
 from model import persist
 from model.scoring import score_batch
@@ -24,7 +25,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea" / "
 INDEX_DATE = "2023-10-01"  # the sample's records end in mid-October 2023
 MAIN_INDEX_DATE = "2026-01-01"
 GENERATED_PEOPLE = 2000
-FLAGS = ["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]
+FLAGS = list(FLAG_NAMES)
 
 pytestmark = [
     pytest.mark.slow,

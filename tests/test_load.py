@@ -248,10 +248,10 @@ def test_score_run_records_index_date_model_and_cutoffs_from_the_score_metadata(
     engine.dispose()
     assert second.model_sha256 == first.model_sha256
     assert runs[second.run_id].index_date == pd.Timestamp("2025-07-01").date()
-    assert (runs[second.run_id].top_2pct_cutoff, runs[second.run_id].top_5pct_cutoff) == (0.013, 0.05)
+    assert runs[second.run_id].cutoffs == {"top_2pct": 0.013, "top_5pct": 0.05}
     assert runs[first.run_id].index_date is None  # no metadata: as before, the run has no index date
     assert runs[first.run_id].model_sha256 == first.model_sha256  # from --model
-    assert (runs[first.run_id].top_2pct_cutoff, runs[first.run_id].top_5pct_cutoff) == (None, None)
+    assert runs[first.run_id].cutoffs == {}
     assert runs[first.run_id].top_cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}  # older file: the defaults
 
 

@@ -11,6 +11,7 @@ from nhs_number import generate as generate_nhs_numbers
 from features.build import LABEL, build_features
 from features.conditions import CONDITION_CODES, ETHNIC_GROUPS
 from features.errors import UserInputError
+from features.flags import FLAG_NAMES
 from features.records import Records
 from model import persist
 from model.explain import FEATURE_WORDS, contributions, reason_text
@@ -135,7 +136,7 @@ def test_score_batch_columns_flags_and_reasons(fitted, scoring_features):
     assert scores["percentile"].between(0, 100).all()
     flagged = scores.loc[scores["top_5pct"]]
     assert flagged["reasons"].notna().all()
-    any_flag = scores[["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]].any(axis=1)
+    any_flag = scores[list(FLAG_NAMES)].any(axis=1)
     assert scores.loc[~any_flag, "reasons"].isna().all()  # reasons for everyone flagged, no one else
     reasons = json.loads(flagged["reasons"].iloc[0])
     assert 1 <= len(reasons) <= 3

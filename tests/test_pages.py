@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.db import session_scope
+from features.flags import flag_labels
 from app.store import Score
 from app.services import careplans, caseload, coverage
 from app.services.users import get_user
@@ -94,7 +95,8 @@ def test_every_page_of_each_role_opens_without_error(engine, username):
 def people_aged_60_plus(engine) -> list[str]:
     with session_scope(engine) as session:
         return list(session.scalars(
-            select(Score.nhs_number).where(Score.age_60_plus, Score.practice_code.in_(["P001", "P002"]))
+            select(Score.nhs_number).where(coverage.current_run(session).has_flag("age_60_plus"),
+                                           Score.practice_code.in_(["P001", "P002"]))
             .order_by(Score.nhs_number)
         ))
 
@@ -137,7 +139,7 @@ def test_practice_user_takes_a_flagged_person_to_an_agreed_plan_and_coverage_mov
     assert (lead["name"], lead["role"]) == ("Dr Asha Rao", "GP")
     assert area_60_plus_covered(engine) == 10  # 8 covered, rounded to the nearest 5
     at = open_page(signed_in("commissioner"), "coverage", level="area")
-    assert "Aged 60+" in [m.label for m in at.metric]
+    assert flag_labels()["age_60_plus"] in [m.label for m in at.metric]
 
 
 def submit_form(at: AppTest, label: str) -> None:
@@ -276,7 +278,8 @@ def test_list_and_patient_pages_with_reasons_as_the_model_writes_them(tmp_path, 
     reasons = list(at.dataframe[0].value["Top reasons"])
     assert any(r.startswith("2 emergency admissions") for r in reasons)
     with session_scope(engine) as session:
-        top = session.scalars(select(Score.nhs_number).where(Score.top_5pct, Score.practice_code == "P001")).first()
+        top = session.scalars(select(Score.nhs_number).where(
+            coverage.current_run(session).has_flag("top_5pct"), Score.practice_code == "P001")).first()
     open_page(at, "patient", nhs=top)
     assert "aged 83 — lowers risk a little" in texts(at.markdown)
     assert [e.type for e in at.main].count("image") == 1  # the contribution chart
@@ -288,9 +291,9 @@ def test_pages_label_the_top_flags_with_the_runs_cutoffs(engine):
     from app.store import ScoreRun
 
     with session_scope(engine, write=True) as session:
-        session.execute(update(ScoreRun).values(top_2pct_cutoff=0.013, top_5pct_cutoff=0.05))
+        session.execute(update(ScoreRun).values(cutoffs={"top_2pct": 0.013, "top_5pct": 0.05}))
         top = session.scalars(select(Score.nhs_number).where(
-            Score.top_2pct, Score.practice_code.in_(["P001", "P002"]))).first()
+            coverage.current_run(session).has_flag("top_2pct"), Score.practice_code.in_(["P001", "P002"]))).first()
     at = open_page(signed_in("commissioner"), "coverage", level="area")
     assert {"Top 1.3% risk", "Top 5% risk"} <= {m.label for m in at.metric}
     assert "Top 2% risk" not in {m.label for m in at.metric}

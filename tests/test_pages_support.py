@@ -13,10 +13,12 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 from nhs_number import calculate_checksum
 from sqlalchemy import Engine
 
 from app.db import get_engine, session_scope
+from features.flags import FLAG_NAMES, flag_bits
 from app.services.users import demo_users, hash_password
 from app.store import Base, Patient, Pcn, Practice, RegisteredModel, Score, ScoreRun, User
 
@@ -84,9 +86,11 @@ def _fill_store(url: str, *, flagged: bool, users: bool, model_reasons: bool) ->
             session.add(Score(
                 run_id=run.id, nhs_number=nhs, practice_code=practice, probability=probability,
                 percentile=probability * 100 / 0.6, practice_percentile=probability * 100 / 0.6,
-                top_2pct=is_flagged and probability > 0.5, top_5pct=is_flagged and probability > 0.4,
-                age_60_plus=is_flagged and age >= 60, age_18_59_3plus_ltc=is_flagged and age < 60,
-                dementia=False, flagged=is_flagged,
+                flags=flag_bits(pd.DataFrame([{
+                    "top_2pct": is_flagged and probability > 0.5, "top_5pct": is_flagged and probability > 0.4,
+                    "age_60_plus": is_flagged and age >= 60, "age_18_59_3plus_ltc": is_flagged and age < 60,
+                    **{name: False for name in FLAG_NAMES[4:]}}]))[0].item(),
+                flagged=is_flagged,
                 reasons=_reasons(model_reasons, is_flagged and probability > 0.4),
             ))
         if users:

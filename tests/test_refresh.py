@@ -17,7 +17,8 @@ from app.db import session_scope
 from app.load import KEEP_PREVIOUS_RUNS, load
 from app.services import careplans, patients
 from app.store import ScoreRun
-from conftest import FLAGS_FOR_TESTS, make_records, make_scores
+from conftest import make_records, make_scores
+from features.flags import FLAG_NAMES
 from features.records import write_records
 from test_load import table_counts
 
@@ -91,7 +92,7 @@ def test_plans_survive_refreshes_and_leaving_the_cohort(loaded_url, loaded_engin
         careplans.assign_lead_professional(session, gp, person, "Dr Asha Rao", "GP", 0)
     records_dir = tiny_inputs["records"]
     scores = make_scores(make_records(), seed=11)
-    scores.loc[scores["nhs_number"] == person, list(FLAGS_FOR_TESTS)] = False  # no longer flagged
+    scores.loc[scores["nhs_number"] == person, list(FLAG_NAMES)] = False  # no longer flagged
     scores.to_parquet(tmp_path / "unflagged.parquet", index=False)
     runs = []
     for _ in range(KEEP_PREVIOUS_RUNS + 2):

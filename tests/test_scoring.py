@@ -11,11 +11,11 @@ import pytest
 from test_model import toy_records
 
 from features.build import build_features
-from features.cohorts import segments
+from features.flags import FLAG_NAMES, rule_flags
 from features.errors import UserInputError
 from model import compiled_trees, persist
 from model.compiled_trees import CompiledTrees
-from model.score_file import cutoff_percent
+from features.flags import cutoff_percent
 from model.scoring import (
     MAY_BE_MISSING,
     missing_predictors,
@@ -81,8 +81,9 @@ def test_missing_predictors_lists_every_unknown_predictor():
 
 def test_everyone_flagged_by_any_flag_gets_reasons_by_default(fitted, features):
     scores = score_batch(features, fitted)
-    flagged = (scores[["top_2pct", "top_5pct"]].any(axis=1) | segments(features).any(axis=1).to_numpy())
-    assert flagged.sum() > scores["top_5pct"].sum()  # segments add people beyond the top 5%
+    flagged = scores[list(FLAG_NAMES)].any(axis=1)
+    assert (flagged.to_numpy() >= rule_flags(features).any(axis=1).to_numpy()).all()
+    assert flagged.sum() > scores["top_5pct"].sum()  # rule flags add people beyond the top 5%
     assert scores.loc[flagged, "reasons"].notna().all()
     assert scores.loc[~flagged, "reasons"].isna().all()
     top_only = score_batch(features, fitted, explain_flagged=False, explain_top=0.05)
@@ -138,5 +139,5 @@ def test_score_command_writes_metadata_and_explains_every_flagged_person(fitted,
     assert read_score_metadata(out) == {"index_date": "2025-01-01", "model_sha256": manifest["sha256"],
                                         "top_cutoffs": {"top_2pct": 0.02, "top_5pct": 0.05}}
     scores = pd.read_parquet(out)
-    flagged = scores[["top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia"]].any(axis=1)
+    flagged = scores[list(FLAG_NAMES)].any(axis=1)
     assert scores["reasons"].notna().tolist() == flagged.tolist()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from app import settings
 from app.cli import main
 from app.db import get_engine, session_scope
-from app.store import Base, Pcn
+from app.store import Base, Pcn, Score
 from features.errors import UserInputError
+
+OLD_FLAGS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")  # before 0003
 
 
 def test_migrations_create_every_table_and_are_repeatable(store_url, capsys):
@@ -30,32 +32,36 @@ def test_migrations_match_the_models(store_url):
     engine.dispose()
 
 
-def test_migration_0002_keeps_existing_runs_which_count_as_the_default_cutoffs(loaded_url):
-    """A store with a loaded run goes back to 0001 (no cut-off columns) and forward again."""
+def test_migration_0003_keeps_each_persons_flags_and_the_run_cutoffs(loaded_url):
+    """Back to 0002 (five boolean flag columns, two cut-off columns) and forward again: every person
+    keeps the flags they had, now as bits in the order the run records."""
     from alembic import command
 
     from app.migrations import alembic_config, upgrade
     from app.services.patients import current_run
 
     engine = get_engine(loaded_url)
-    counts = "SELECT (SELECT COUNT(*) FROM score_runs), (SELECT COUNT(*) FROM scores)"
-    with engine.connect() as connection:
-        before = tuple(connection.exec_driver_sql(counts).one())
+    with session_scope(engine) as session:
+        run = current_run(session)
+        before = {n: set(run.flags_of(b)) & set(OLD_FLAGS)
+                  for n, b in session.execute(select(Score.nhs_number, Score.flags))}
     engine.dispose()
-    command.downgrade(alembic_config(loaded_url), "0001")
+    assert any(before.values())
+    command.downgrade(alembic_config(loaded_url), "0002")
     engine = get_engine(loaded_url)
-    assert "top_2pct_cutoff" not in {c["name"] for c in inspect(engine).get_columns("score_runs")}
+    assert set(OLD_FLAGS) <= {c["name"] for c in inspect(engine).get_columns("scores")}
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE score_runs SET top_2pct_cutoff = 0.013")
     engine.dispose()
     upgrade(loaded_url)
     engine = get_engine(loaded_url)
-    with engine.connect() as connection:
-        assert tuple(connection.exec_driver_sql(counts).one()) == before and before[1] > 0
-        assert connection.exec_driver_sql("SELECT top_2pct_cutoff, top_5pct_cutoff FROM score_runs").all() == [
-            (None, None)]
     with session_scope(engine) as session:
         run = current_run(session)
-        assert run.top_cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}
+        assert run.flag_names == list(OLD_FLAGS) and run.cutoffs == {"top_2pct": 0.013}
+        assert run.top_cutoffs == {"top_2pct": 0.013, "top_5pct": 0.05}
+        after = {n: set(run.flags_of(b)) for n, b in session.execute(select(Score.nhs_number, Score.flags))}
     engine.dispose()
+    assert after == before
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):

@@ -62,6 +62,7 @@ shown = pd.DataFrame({
     "Age": table["age"],
     "Practice": table["practice_code"],
     "Risk": table["probability"],
+    "Flagged for": table["flag_labels"],
     "Top reasons": table["reasons"],
     "Lead professional": [
         f"{n} ({r})" if isinstance(n, str) and n else "" for n, r in

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timezone
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -15,7 +16,8 @@ from features.errors import UserInputError
 from app.services import audit
 from app.services.access import CurrentUser, aggregate_practice_codes
 from app.services.disclosure import disclose_count, disclosed_percentage
-from app.services.patients import FLAGS, current_run, flag_labels
+from features.flags import FLAG_NAMES
+from app.services.patients import current_run, flag_labels
 from app.store import (
     CarePlan,
     CarePlanHistory,
@@ -34,15 +36,15 @@ AREA_CODE = "ALL"
 
 def _raw_counts(session: Session, user: CurrentUser, run: ScoreRun | None, today: date) -> pd.DataFrame:
     """Raw (undisclosed) per-practice counts in ``run``; never returned to callers."""
-    columns = ["practice_code"] + [f"{g}_{k}" for g in FLAGS for k in ("flagged", "covered")]
+    columns = ["practice_code"] + [f"{g}_{k}" for g in FLAG_NAMES for k in ("flagged", "covered")]
     if run is None:
         return pd.DataFrame(columns=columns)
     covered = and_(
         CarePlan.status == "agreed", CarePlan.next_review >= today, LeadProfessional.name.is_not(None)
     )
     sums = []
-    for group in FLAGS:
-        flag = getattr(Score, group)
+    for group in FLAG_NAMES:
+        flag = run.has_flag(group)
         sums.append(func.sum(case((flag, 1), else_=0)).label(f"{group}_flagged"))
         sums.append(func.sum(case((and_(flag, covered), 1), else_=0)).label(f"{group}_covered"))
     query = (
@@ -96,7 +98,7 @@ def _roll_up(raw: pd.DataFrame, practices: pd.DataFrame, level: str) -> pd.DataF
     summed = frame.groupby(["code", "unit_name"], as_index=False)[value_columns].sum()
     rows = []
     for record in summed.to_dict("records"):
-        for group in FLAGS:
+        for group in FLAG_NAMES:
             rows.append({"level": level, "code": record["code"], "unit_name": record["unit_name"], "group": group,
                          "flagged": int(record[f"{group}_flagged"]), "covered": int(record[f"{group}_covered"])})
     return pd.DataFrame(rows, columns=["level", "code", "unit_name", "group", "flagged", "covered"])
@@ -161,13 +163,13 @@ def coverage_trend(
     month_ends = _month_ends(months, today)
     run_of_month = _runs_by_month(session, month_ends, run.id)
     run_ids = sorted(set(run_of_month.values()))
-    query = select(Score.run_id, Score.nhs_number, Score.practice_code, *[getattr(Score, g) for g in FLAGS]).where(
+    query = select(Score.run_id, Score.nhs_number, Score.practice_code, Score.flags).where(
         Score.run_id.in_(run_ids), Score.flagged
     )
     practices = aggregate_practice_codes(session, user)
     if practices is not None:
         query = query.where(Score.practice_code.in_(practices))
-    people = pd.DataFrame(session.execute(query).all(), columns=["run_id", "nhs_number", "practice_code", *FLAGS])
+    people = pd.DataFrame(session.execute(query).all(), columns=["run_id", "nhs_number", "practice_code", "flags"])
     flagged_ids = select(Score.nhs_number).where(Score.run_id.in_(run_ids), Score.flagged)
     plans = pd.DataFrame(session.execute(
         select(CarePlanHistory.nhs_number, CarePlanHistory.version, CarePlanHistory.status,
@@ -195,8 +197,10 @@ def coverage_trend(
         # hashtable look-ups on object values, not the Arrow string loop
         is_covered = flagged["nhs_number"].astype(object).isin(list(covered_ids)).to_numpy()
         counts = {"practice_code": flagged["practice_code"]}
-        for group in FLAGS:
-            in_group = flagged[group].to_numpy(dtype=bool)
+        names = list(session.get(ScoreRun, run_of_month[month_end]).flag_names)
+        bits = flagged["flags"].to_numpy(dtype="int64")
+        for group in FLAG_NAMES:
+            in_group = (bits & (1 << names.index(group))) != 0 if group in names else np.zeros(len(bits), bool)
             counts[f"{group}_flagged"] = in_group.astype(int)
             counts[f"{group}_covered"] = (in_group & is_covered).astype(int)
         raw = pd.DataFrame(counts).groupby("practice_code", as_index=False).sum()

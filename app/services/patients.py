@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from features.conditions import CONDITION_LABELS
 from features.errors import UserInputError
-from model.score_file import cutoff_percent, cutoffs_in_force
+from features.flags import FLAG_NAMES, check_known
+from features.flags import flag_labels as labels_at
+from model.score_file import cutoffs_in_force
 from app.services import audit
 from app.services.access import (
     CurrentUser,
@@ -42,15 +44,9 @@ from app.store import (
     ScoreRun,
 )
 
-FLAGS = ("top_2pct", "top_5pct", "age_60_plus", "age_18_59_3plus_ltc", "dementia")
-SEGMENT_LABELS = {
-    "age_60_plus": "Aged 60+",
-    "age_18_59_3plus_ltc": "Aged 18-59 with 3+ long-term conditions",
-    "dementia": "Dementia",
-}
 LIST_COLUMNS = (
     "nhs_number", "name", "date_of_birth", "age", "sex", "practice_code", "probability", "percentile",
-    "practice_percentile", *FLAGS, "reasons", "lead_professional", "lead_professional_role",
+    "practice_percentile", *FLAG_NAMES, "flag_labels", "efi_category", "reasons", "lead_professional", "lead_professional_role",
     "plan_status", "plan_version", "next_review", "review_due", "navigator",
 )
 
@@ -60,9 +56,8 @@ def current_run(session: Session) -> ScoreRun | None:
 
 
 def flag_labels(run: ScoreRun | None) -> dict[str, str]:
-    """Each flag's label, in ``FLAGS`` order; the top flags say the run's cut-offs ("Top 1.3% risk")."""
-    top_cutoffs = run.top_cutoffs if run is not None else cutoffs_in_force(None)
-    return {**{flag: f"Top {cutoff_percent(cutoff)} risk" for flag, cutoff in top_cutoffs.items()}, **SEGMENT_LABELS}
+    """Each flag's label in registry order; the risk flags say the run's cut-offs ("Top 1.3% risk")."""
+    return labels_at(run.top_cutoffs if run is not None else cutoffs_in_force(None))
 
 
 def age_on(date_of_birth: date, today: date) -> int:
@@ -102,9 +97,7 @@ def flagged_list(
     """
     require_person_level(session, user, "see the high-risk list", entity="flagged_list")
     today = today or date.today()
-    unknown = set(flags or ()) - set(FLAGS)
-    if unknown:
-        raise UserInputError(f"Unknown flag(s) {', '.join(sorted(unknown))}; use {', '.join(FLAGS)}.")
+    check_known(flags or ())
     unknown = set(plan_statuses or ()) - set(PLAN_STATUSES)
     if unknown:
         raise UserInputError(
@@ -117,7 +110,7 @@ def flagged_list(
         select(
             Patient.nhs_number, Patient.given_name, Patient.family_name, Patient.date_of_birth, Patient.sex,
             Patient.practice_code, Score.probability, Score.percentile, Score.practice_percentile,
-            *[getattr(Score, f) for f in FLAGS], Score.reasons,
+            Score.flags, Score.efi_category, Score.reasons,
             LeadProfessional.name.label("lead_professional"),
             LeadProfessional.role.label("lead_professional_role"),
             CarePlan.status.label("stored_status"), CarePlan.version.label("plan_version"),
@@ -131,7 +124,7 @@ def flagged_list(
         .order_by(Score.probability.desc(), Patient.nhs_number)
     )
     if flags:
-        query = query.where(or_(*[getattr(Score, f) for f in flags]))
+        query = query.where(or_(*[run.has_flag(f) for f in flags]))
     if practice_code:
         check_practice_access(session, user, practice_code)
         query = query.where(Score.practice_code == practice_code, Patient.practice_code == practice_code)
@@ -150,6 +143,11 @@ def flagged_list(
         frame["name"] = frame["family_name"].fillna("").str.upper() + ", " + frame["given_name"].fillna("")
         frame["age"] = [age_on(d, today) for d in frame["date_of_birth"]]
         frame["reasons"] = [reasons_text(r) for r in frame["reasons"]]
+        held = [run.flags_of(bits) for bits in frame["flags"]]
+        for name in FLAG_NAMES:
+            frame[name] = [name in person for person in held]
+        labels = flag_labels(run)
+        frame["flag_labels"] = ["; ".join(labels[name] for name in person if name in labels) for person in held]
         frame["plan_status"] = derived_statuses(frame["stored_status"], frame["next_review"], today)
         frame["plan_version"] = frame["plan_version"].fillna(0).astype(int)
         frame["review_due"] = frame["plan_status"] == "review_due"
@@ -178,8 +176,9 @@ def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: 
             "run_id": run.id, "index_date": run.index_date, "scored_at": run.created_at,
             "probability": score_row.probability, "percentile": score_row.percentile,
             "practice_percentile": score_row.practice_percentile, "flagged": score_row.flagged,
-            **{f: getattr(score_row, f) for f in FLAGS},
-            "flag_labels": [label for f, label in flag_labels(run).items() if getattr(score_row, f)],
+            "flags": run.flags_of(score_row.flags),
+            "efi_category": score_row.efi_category,
+            "flag_labels": [label for f, label in flag_labels(run).items() if f in run.flags_of(score_row.flags)],
         }
     conditions = [
         {"code": c.condition, "label": CONDITION_LABELS.get(c.condition, c.condition),

@@ -93,11 +93,11 @@ def journey_people(demo) -> dict:
         practices = session.execute(select(Practice.practice_code, Practice.pcn_code)).all()
         accounts = {u.username: u for u in demo_users([tuple(p) for p in practices])}
         practice_user = get_user(session, "practice1")
-        run_id = session.scalar(select(ScoreRun.id).where(ScoreRun.is_current))
+        run = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
         people = list(session.scalars(
             select(Score.nhs_number)
             .outerjoin(CarePlan, CarePlan.nhs_number == Score.nhs_number)
-            .where(Score.run_id == run_id, Score.top_2pct, CarePlan.nhs_number.is_(None),
+            .where(Score.run_id == run.id, run.has_flag("top_2pct"), CarePlan.nhs_number.is_(None),
                    Score.practice_code.in_(sorted(practice_user.practice_codes)))
             .order_by(Score.nhs_number).limit(PRE_COVERED + 1)
         ))
