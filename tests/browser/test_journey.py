@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from browser_support import Journey
+from .browser_support import Journey
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
