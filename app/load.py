@@ -93,7 +93,7 @@ class LoadSummary:
 
 
 def model_identity(model_dir: str | Path) -> tuple[str, dict]:
-    """(sha256 of model.joblib, manifest) after checking the manifest's own hash matches the file."""
+    """(sha256 of the model file, manifest) after checking the manifest's own hash matches the file."""
     from model.persist import verified_model_file  # heavy imports, only when used
 
     _, sha, manifest = verified_model_file(model_dir)

@@ -353,7 +353,7 @@ def records_dir(people: int, seed: int = DEFAULT_SEED) -> Path:
 def model_dir(people: int = DEFAULT_SIZES[0], seed: int = DEFAULT_SEED) -> Path:
     """A model trained at TRAIN_DATE on a population of ``people`` (cached)."""
     path = OUT / "inputs" / f"model_{people}_{seed}"
-    if not (path / "manifest.json").exists():
+    if not (path / "model.skops").exists():  # a folder from before skops holds a pickle: retrain
         print(f"  training a model on {people:,} people into {path} (cached)", file=sys.stderr)
         _run_cli("train", "--records", str(records_dir(people, seed)), "--index-date", TRAIN_DATE,
                  "--out", str(path))

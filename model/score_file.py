@@ -14,7 +14,7 @@ from features.flags import DEFAULT_TOP_CUTOFFS, RISK_FLAGS, cutoff_percent
 
 SCORE_METADATA_KEYS = {
     "index_date": "proactive_care.index_date",  # YYYY-MM-DD
-    "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of model.joblib
+    "model_sha256": "proactive_care.model_sha256",  # the manifest's sha256 of the model file
     "top_cutoffs": "proactive_care.top_cutoffs",  # JSON {"top_2pct": 0.02, "top_5pct": 0.05}
 }
 # Files written before `proactive-care score` prefixed its keys; the prefixed key wins.

@@ -124,11 +124,12 @@ def make_scores(records: Records, seed: int = 11) -> pd.DataFrame:
 
 def make_model_dir(directory: Path, content: bytes = b"a stand-in for a fitted model") -> Path:
     """A model folder the loader can register (model file + manifest with its sha256)."""
-    from model.persist import file_sha256
+    from model.persist import MODEL_FILE, file_sha256
 
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model.joblib").write_bytes(content)
-    (directory / "manifest.json").write_text(json.dumps({"sha256": file_sha256(directory / "model.joblib")}))
+    (directory / MODEL_FILE).write_bytes(content)
+    (directory / "manifest.json").write_text(json.dumps({"model_file": MODEL_FILE,
+                                                         "sha256": file_sha256(directory / MODEL_FILE)}))
     return directory
 
 

@@ -162,7 +162,7 @@ def test_scores_need_a_registered_model(store_url, tiny_inputs, tmp_path):
 
 def test_tampered_model_file_is_refused(store_url, tiny_inputs, tmp_path):
     model = make_model_dir(tmp_path / "model")
-    (model / "model.joblib").write_bytes(b"swapped for something else")
+    (model / "model.skops").write_bytes(b"swapped for something else")
     with pytest.raises(UserInputError, match="does not match its manifest"):
         load(tiny_inputs["records"], tiny_inputs["scores"], model, store_url, progress=False)
     engine = get_engine(store_url)

@@ -197,10 +197,11 @@ def test_persist_round_trip_and_refusals(fitted, scoring_features, tmp_path):
     loaded = persist.load(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_probability(scoring_features), fitted.predict_probability(scoring_features))
 
-    model_file = tmp_path / "m" / "model.joblib"
+    assert manifest["model_file"] == "model.skops" and not (tmp_path / "m" / "model.joblib").exists()
+    model_file = tmp_path / "m" / "model.skops"
     original = model_file.read_bytes()
     model_file.write_bytes(original + b"tampered")
-    with pytest.raises(UserInputError, match="model.joblib.*does not match"):
+    with pytest.raises(UserInputError, match="model.skops.*does not match"):
         persist.load(tmp_path / "m")
     model_file.write_bytes(original)
 
