@@ -34,7 +34,8 @@ from features.records import (
     schema_problems,
 )
 from features.flags import EFI_CATEGORIES, FLAG_NAMES, flag_bits
-from model.score_file import cutoffs_in_force, decode_score_metadata
+from features.text import text_checks
+from model.score_file import cutoffs_in_force, decode_score_metadata, provenance_problem
 from app import settings
 from app.db import get_engine, session_scope
 from app.services import audit
@@ -63,7 +64,7 @@ IN_CLAUSE_CHUNK = 5_000  # values per IN (...) list: well under SQLite's bound-p
 SCORES_SCHEMA = pa.DataFrameSchema(
     {
         "nhs_number": pa.Column(str, NHS_NUMBER_CHECK, unique=True),
-        "practice_code": pa.Column(str),
+        "practice_code": pa.Column(str, text_checks("practice_code")),
         "probability": pa.Column(float, pa.Check.in_range(0.0, 1.0)),
         "percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0)),
         "practice_percentile": pa.Column(float, pa.Check.in_range(0.0, 100.0), nullable=True, required=False),
@@ -104,7 +105,7 @@ def register_model(session, model_dir: str | Path) -> str:
     """Record the model's sha256 so score runs made with it may be loaded; returns the hash."""
     sha, manifest = model_identity(model_dir)
     if session.get(RegisteredModel, sha) is None:
-        session.add(RegisteredModel(sha256=sha, name=str(Path(model_dir).resolve().name), manifest=manifest))
+        session.add(RegisteredModel(sha256=sha, name=str(Path(model_dir).resolve().name)[:200], manifest=manifest))
         session.flush()
         audit.record(session, LOADER, "model_register", "model", sha, after={"name": Path(model_dir).name})
     return sha
@@ -162,6 +163,8 @@ def read_scores(path: str | Path, known_people: pd.Series) -> tuple[pd.DataFrame
     for column in OLDER_METADATA_COLUMNS:
         if meta.get(column) is None and column in frame.columns and frame[column].nunique() == 1:
             meta[column] = str(frame[column].iloc[0])[:64]
+    if not problems and (unsourced := provenance_problem(meta)):
+        problems.append(RecordProblem(path.name, None, None, unsourced))
     if "nhs_number" not in frame.columns and frame.index.name == "nhs_number":
         frame = frame.reset_index()
     frame = frame.reset_index(drop=True)

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from features.flags import FLAG_NAMES, bit_of, flags_from_bits
+from features.text import MAX_LENGTHS
 from model.score_file import cutoffs_in_force
 
 
@@ -39,28 +40,28 @@ class Base(DeclarativeBase):
 
 class Pcn(Base):
     __tablename__ = "pcns"
-    pcn_code: Mapped[str] = mapped_column(String(32), primary_key=True)
-    pcn_name: Mapped[str] = mapped_column(String(200))
+    pcn_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["pcn_code"]), primary_key=True)
+    pcn_name: Mapped[str] = mapped_column(String(MAX_LENGTHS["pcn_name"]))
 
 
 class Practice(Base):
     __tablename__ = "practices"
-    practice_code: Mapped[str] = mapped_column(String(32), primary_key=True)
-    practice_name: Mapped[str] = mapped_column(String(200))
+    practice_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["practice_code"]), primary_key=True)
+    practice_name: Mapped[str] = mapped_column(String(MAX_LENGTHS["practice_name"]))
     pcn_code: Mapped[str] = mapped_column(ForeignKey("pcns.pcn_code"), index=True)
 
 
 class Patient(Base):
     __tablename__ = "patients"
     nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
-    given_name: Mapped[str | None] = mapped_column(String(100))
-    family_name: Mapped[str | None] = mapped_column(String(100))
+    given_name: Mapped[str | None] = mapped_column(String(MAX_LENGTHS["given_name"]))
+    family_name: Mapped[str | None] = mapped_column(String(MAX_LENGTHS["family_name"]))
     date_of_birth: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(1))
     ethnicity: Mapped[str | None] = mapped_column(String(20))
     imd_decile: Mapped[int | None] = mapped_column(Integer)
-    practice_code: Mapped[str] = mapped_column(String(32), index=True)
-    pcn_code: Mapped[str] = mapped_column(String(32), index=True)
+    practice_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["practice_code"]), index=True)
+    pcn_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["pcn_code"]), index=True)
     registered_from: Mapped[date] = mapped_column(Date)
     registered_to: Mapped[date | None] = mapped_column(Date)
     date_of_death: Mapped[date | None] = mapped_column(Date)
@@ -132,7 +133,7 @@ class Score(Base):
         ForeignKey("score_runs.id", ondelete="CASCADE"), primary_key=True
     )
     nhs_number: Mapped[str] = mapped_column(String(10), primary_key=True)
-    practice_code: Mapped[str] = mapped_column(String(32))
+    practice_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["practice_code"]))
     probability: Mapped[float] = mapped_column(Float)
     percentile: Mapped[float] = mapped_column(Float)
     practice_percentile: Mapped[float | None] = mapped_column(Float)
@@ -228,7 +229,7 @@ class CarePlanHistory(SavedVersion, CarePlanFields, Base):
 class MdtMeeting(Base):
     __tablename__ = "mdt_meetings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    practice_code: Mapped[str] = mapped_column(String(32), index=True)
+    practice_code: Mapped[str] = mapped_column(String(MAX_LENGTHS["practice_code"]), index=True)
     meeting_date: Mapped[date] = mapped_column(Date)
     attendee_roles: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

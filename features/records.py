@@ -22,6 +22,7 @@ Dates are ``datetime64`` at day precision.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from features.conditions import (
     SEXES,
 )
 from features.errors import UserInputError
+from features.text import is_text_problem, shown, text_checks
 
 REQUIRED_TABLES = ("patients", "practices", "conditions", "encounters")
 OPTIONAL_TABLES = ("observations", "truth")
@@ -78,14 +80,14 @@ NHS_NUMBER_CHECK = pa.Check(
 PATIENTS_SCHEMA = pa.DataFrameSchema(
     {
         "nhs_number": pa.Column(str, NHS_NUMBER_CHECK, unique=True),
-        "given_name": pa.Column(str, nullable=True),
-        "family_name": pa.Column(str, nullable=True),
+        "given_name": pa.Column(str, text_checks("given_name"), nullable=True),
+        "family_name": pa.Column(str, text_checks("family_name"), nullable=True),
         "date_of_birth": pa.Column("datetime64[ns]"),
         "sex": pa.Column(str, pa.Check.isin(SEXES)),
         "ethnicity": pa.Column(str, pa.Check.isin(ETHNIC_GROUPS), nullable=True),
         "imd_decile": pa.Column("Int64", pa.Check.in_range(1, 10), nullable=True),
-        "practice_code": pa.Column(str),
-        "pcn_code": pa.Column(str),
+        "practice_code": pa.Column(str, text_checks("practice_code")),
+        "pcn_code": pa.Column(str, text_checks("pcn_code")),
         "registered_from": pa.Column("datetime64[ns]"),
         "registered_to": pa.Column("datetime64[ns]", nullable=True),
         "date_of_death": pa.Column("datetime64[ns]", nullable=True),
@@ -98,10 +100,10 @@ PATIENTS_SCHEMA = pa.DataFrameSchema(
 
 PRACTICES_SCHEMA = pa.DataFrameSchema(
     {
-        "practice_code": pa.Column(str, unique=True),
-        "practice_name": pa.Column(str),
-        "pcn_code": pa.Column(str),
-        "pcn_name": pa.Column(str),
+        "practice_code": pa.Column(str, text_checks("practice_code"), unique=True),
+        "practice_name": pa.Column(str, text_checks("practice_name")),
+        "pcn_code": pa.Column(str, text_checks("pcn_code")),
+        "pcn_name": pa.Column(str, text_checks("pcn_name")),
     },
     coerce=True,
     name="practices",
@@ -267,15 +269,17 @@ def schema_problems(file: str, frame: pd.DataFrame, schema: pa.DataFrameSchema) 
             if check == "column_in_dataframe":
                 problems.append(RecordProblem(file, None, str(case.get("failure_case")), "missing column"))
                 continue
-            value = case.get("failure_case")
+            value = shown(case.get("failure_case"))
             if check.startswith("coerce_dtype") or check.startswith("dtype"):
-                message = f"value {value!r} has the wrong type ({check})"
+                message = f"value {value} has the wrong type ({check})"
             elif check == "not_nullable":
                 message = "empty value where one is required"
             elif check == "field_uniqueness":
-                message = f"duplicate value {value!r}"
+                message = f"duplicate value {value}"
+            elif is_text_problem(check):
+                message = f"value {value} {check}"
             else:
-                message = f"value {value!r} fails {check}"
+                message = f"value {value} fails {check}"
             problems.append(RecordProblem(file, row, None if pd.isna(column) else str(column), message))
         return problems
     except pa.errors.SchemaError as error:  # a non-lazy failure (e.g. unparseable frame)
@@ -344,6 +348,7 @@ def validate_records(records: Records, today: pd.Timestamp | None = None) -> lis
     has_people = "nhs_number" in patients.columns
     known_people = arrow_strings(patients["nhs_number"] if has_people else pd.Series([], dtype=str))
     births = _dates(patients, "date_of_birth").to_numpy()
+    deaths = _dates(patients, "date_of_death").to_numpy()
     for table, columns in DATE_COLUMNS.items():
         frame = present.get(table)
         if frame is None:
@@ -371,21 +376,48 @@ def validate_records(records: Records, today: pd.Timestamp | None = None) -> lis
                           "no such person in patients")
         date_column = PERSON_EVENT_DATES.get(table)
         if date_column and has_people and len(births):
-            born = np.where(position >= 0, births[np.maximum(position, 0)], np.datetime64("NaT"))
-            problems += _rows(files[table], _dates(frame, date_column) < pd.Series(born, index=frame.index),
-                              date_column, "date is before birth")
+            dates = _dates(frame, date_column)
+            problems += _dates_out_of_order(files[table], date_column, dates, "<", _each_persons(births, position),
+                                            "is before the person's birth on")
+            problems += _dates_out_of_order(files[table], date_column, dates, ">", _each_persons(deaths, position),
+                                            "is after the person's death on")
     return problems
+
+
+def _each_persons(dates: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Each row's person's date (NaT for a row whose person is unknown)."""
+    return np.where(position >= 0, dates[np.maximum(position, 0)], np.datetime64("NaT"))
+
+
+def _dates_out_of_order(file: str, column: str, dates: pd.Series, order: str, limits: np.ndarray,
+                        words: str) -> list[RecordProblem]:
+    """A problem for each row whose date is before (``order`` "<") or after (">") its person's limit
+    date, naming both dates: "date 2025-03-01 is after the person's death on 2024-12-01"."""
+    limits = pd.Series(limits, index=dates.index)
+    wrong = (dates < limits) if order == "<" else (dates > limits)
+    rows = wrong[wrong].index
+    return [RecordProblem(file, int(i) + 1, column, f"date {dates[i]:%Y-%m-%d} {words} {limits[i]:%Y-%m-%d}")
+            for i in rows]
 
 
 def problems_report(problems: list[RecordProblem], limit_per_kind: int = REPORT_LIMIT_PER_KIND) -> str:
     """One line per problem, at most ``limit_per_kind`` per file/column/message, then a count."""
     lines, seen = [], {}
     for problem in problems:
-        kind = (problem.file, problem.column, problem.message.split(" value ")[0] if problem.row else problem.message)
+        kind = (problem.file, problem.column, _kind_of(problem.message) if problem.row else problem.message)
         seen[kind] = seen.get(kind, 0) + 1
         if seen[kind] <= limit_per_kind:
             lines.append(f"  - {problem}")
     for kind, count in seen.items():
         if count > limit_per_kind:
-            lines.append(f"  - {kind[0]}, column {kind[1]}: {count - limit_per_kind} more like these")
+            lines.append(f"  - {kind[0]}, column {kind[1]}: {count - limit_per_kind:,} more like these "
+                         f"({count:,} in all)")
     return "\n".join(lines)
+
+
+_VALUES = re.compile(r"'(?:[^'\\]|\\.)*'(?:\.\.\. \([\d,]+ characters\))?|\"(?:[^\"\\]|\\.)*\"|\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?")
+
+
+def _kind_of(message: str) -> str:
+    """A problem's message with its values left out, so problems alike are counted together."""
+    return _VALUES.sub("...", message)

@@ -7,7 +7,9 @@ without importing scikit-learn.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import date
 
 from features.errors import UserInputError
 from features.flags import DEFAULT_TOP_CUTOFFS, RISK_FLAGS, cutoff_percent
@@ -86,3 +88,27 @@ def _parse_cutoffs(value: str) -> dict[str, float]:
         )
     check_cutoffs(cutoffs)
     return {name: float(cutoffs[name]) for name in DEFAULT_TOP_CUTOFFS}
+
+
+PROVENANCE_WORDS = {"index_date": "index date", "model_sha256": "model's sha256", "top_cutoffs": "top cut-offs"}
+
+
+def provenance_problem(meta: Mapping) -> str | None:
+    """Why a score file's decoded metadata cannot say where its scores came from, or None.
+
+    A score file must name its index date (YYYY-MM-DD), the sha256 of the model that made it and
+    its top cut-offs, as `proactive-care score` writes them: without them a run could be shown
+    with the wrong date or flags, or scores from an unregistered model could pass as another's.
+    """
+    missing = [words for name, words in PROVENANCE_WORDS.items() if not meta.get(name)]
+    if missing:
+        return (f"the file does not record its {', '.join(missing)} (schema metadata "
+                f"{', '.join(SCORE_METADATA_KEYS[n] for n, w in PROVENANCE_WORDS.items() if w in missing)}); "
+                "write it with `proactive-care score`")
+    try:
+        date.fromisoformat(str(meta["index_date"]))
+    except ValueError:
+        return f"its index date {str(meta['index_date'])[:40]!r} is not a date (YYYY-MM-DD)"
+    if not re.fullmatch(r"[0-9a-f]{64}", str(meta["model_sha256"])):
+        return f"its model sha256 {str(meta['model_sha256'])[:70]!r} is not 64 hexadecimal digits"
+    return None

@@ -122,6 +122,22 @@ def make_scores(records: Records, seed: int = 11) -> pd.DataFrame:
     })
 
 
+def write_score_file(scores: pd.DataFrame, path: Path, model_dir: Path, index_date: str = f"{INDEX_DATE:%Y-%m-%d}",
+                     top_cutoffs: dict[str, float] | None = None) -> Path:
+    """Write a score file with the provenance `proactive-care score` records (index date, the model's
+    sha256, the top cut-offs) in its schema metadata; the loader refuses one without it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.persist import model_sha256
+    from model.score_file import DEFAULT_TOP_CUTOFFS, encode_score_metadata
+
+    table = pa.Table.from_pandas(scores, preserve_index=False)
+    stamp = encode_score_metadata(index_date, model_sha256(model_dir), top_cutoffs or DEFAULT_TOP_CUTOFFS)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **stamp}), path)
+    return path
+
+
 def make_model_dir(directory: Path, content: bytes = b"a stand-in for a fitted model") -> Path:
     """A model folder the loader can register (model file + manifest with its sha256)."""
     from model.persist import MODEL_FILE, file_sha256
@@ -139,8 +155,8 @@ def tiny_inputs(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("tiny")
     records = make_records()
     write_records(records, base / "records")
-    make_scores(records).to_parquet(base / "scores.parquet", index=False)
     make_model_dir(base / "model")
+    write_score_file(make_scores(records), base / "scores.parquet", base / "model")
     return {"records": base / "records", "scores": base / "scores.parquet", "model": base / "model"}
 
 

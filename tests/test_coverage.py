@@ -15,6 +15,7 @@ from app.db import session_scope
 from app.services import careplans, coverage
 from app.services.disclosure import disclose_count, disclosed_percentage, format_count
 from app.store import Score, ScoreRun
+from conftest import write_score_file
 from features.errors import UserInputError
 
 REVIEW = date.today() + timedelta(days=120)
@@ -134,7 +135,7 @@ def test_trend_counts_each_month_against_the_run_current_then(loaded_url, loaded
                                                             timezone.utc)))
     refreshed = pd.read_parquet(tiny_inputs["scores"]).assign(**{name: False for name in FLAG_NAMES})
     refreshed["top_5pct"] = refreshed.index < 10
-    _write_scored_with(refreshed, tmp_path / "refresh.parquet", {"top_2pct": 0.02, "top_5pct": 0.04})
+    write_score_file(refreshed, tmp_path / "refresh.parquet", tiny_inputs["model"], top_cutoffs={"top_2pct": 0.02, "top_5pct": 0.04})
     load(tiny_inputs["records"], tmp_path / "refresh.parquet", tiny_inputs["model"], loaded_url, progress=False)
     with session_scope(loaded_engine) as session:
         trend = coverage.coverage_trend(session, users["commissioner"], months=3, level="area", today=today)
@@ -147,25 +148,13 @@ def test_trend_counts_each_month_against_the_run_current_then(loaded_url, loaded
     assert [top5.at[m, "group_label"] for m in months] == ["Top 5% risk", "Top 5% risk", "Top 4% risk"]
 
 
-def _write_scored_with(scores: pd.DataFrame, path, top_cutoffs: dict[str, float]) -> None:
-    """A score file whose metadata says it was scored with ``top_cutoffs``, as `score` writes it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from model.score_file import encode_score_metadata
-
-    table = pa.Table.from_pandas(scores, preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(
-        {**table.schema.metadata, **encode_score_metadata(None, None, top_cutoffs)}), path)
-
-
 def test_labels_give_the_current_runs_cutoffs(loaded_url, loaded_engine, users, tiny_inputs, tmp_path):
     from app.load import load
     from app.services import patients
     from app.services.access import CurrentUser, Role
 
-    _write_scored_with(pd.read_parquet(tiny_inputs["scores"]), tmp_path / "scores.parquet",
-                       {"top_2pct": 0.013, "top_5pct": 0.05})
+    write_score_file(pd.read_parquet(tiny_inputs["scores"]), tmp_path / "scores.parquet", tiny_inputs["model"],
+                     top_cutoffs={"top_2pct": 0.013, "top_5pct": 0.05})
     load(tiny_inputs["records"], tmp_path / "scores.parquet", tiny_inputs["model"], loaded_url, progress=False)
     with session_scope(loaded_engine) as session:
         area = coverage.coverage(session, users["commissioner"], level="area").set_index("group")

@@ -16,7 +16,8 @@ from features.build import build_features
 from features.flags import FLAG_NAMES
 from features.records import read_records
 from model import persist
-from model.scoring import score_batch
+from model.score_file import DEFAULT_TOP_CUTOFFS
+from model.scoring import score_batch, write_scores
 from model.training import train
 from synthetic_cohort.generate import write_population
 from synthetic_cohort.importers import ImportOptions, import_synthea
@@ -46,11 +47,13 @@ def round_trip(tmp_path_factory):
     features = build_features(imported, INDEX_DATE, with_label=False)
     # Reasons for everyone (not only the top 2%/5%): 100 people explain in well under a second.
     scores = score_batch(features, persist.load(work / "model"), explain_top=1.0)
-    scores.to_parquet(work / "scores.parquet", index=False)
+    write_scores(scores, work / "scores.parquet", INDEX_DATE, persist.model_sha256(work / "model"),
+                 DEFAULT_TOP_CUTOFFS)
     # The generated population is the store's main run; the import joins it as its own practice.
     main_scores = score_batch(build_features(generated, MAIN_INDEX_DATE, with_label=False),
                               persist.load(work / "model"))
-    main_scores.to_parquet(work / "main_scores.parquet", index=False)
+    write_scores(main_scores, work / "main_scores.parquet", MAIN_INDEX_DATE,
+                 persist.model_sha256(work / "model"), DEFAULT_TOP_CUTOFFS)
     url = f"sqlite:///{work / 'store.db'}"
     upgrade_database(url)
     load(work / "generated", work / "main_scores.parquet", work / "model", url, progress=False)

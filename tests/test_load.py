@@ -17,7 +17,7 @@ from app.cli import main
 from app.db import get_engine, session_scope
 from app.load import LoadRefused, encounter_summaries, load
 from app.store import Base, RegisteredModel, ScoreRun
-from conftest import make_model_dir, make_records, synthetic_nhs_numbers
+from conftest import make_model_dir, make_records, synthetic_nhs_numbers, write_score_file
 from features.errors import UserInputError
 from features.records import read_records, valid_nhs_numbers, write_records
 from nhs_number import is_valid
@@ -72,6 +72,10 @@ CORRUPTIONS = {
     "unknown practice": ("patients", _set("practice_code", "P999"), "practice_code"),
     "bad probability": ("scores", _set("probability", 1.5), "probability"),
     "unscored stranger": ("scores", _set("nhs_number", STRANGER), "nhs_number"),
+    "NUL in a name": ("patients", _set("family_name", "Smi\x00th"), "family_name"),
+    "name longer than the store's column": ("patients", _set("given_name", "G" * 101), "given_name"),
+    "practice name longer than the store's column": ("practices", _set("practice_name", "P" * 201), "practice_name"),
+    "line break in a code": ("patients", _set("pcn_code", "N01\nN02"), "pcn_code"),
 }
 
 
@@ -79,8 +83,12 @@ def corrupt(inputs: dict, name: str, row: int) -> str:
     """Apply one corruption; returns the file name the report must mention."""
     table, mutate, _ = CORRUPTIONS[name]
     path = inputs["scores"] if table == "scores" else inputs["records"] / f"{table}.parquet"
-    frame = pd.read_parquet(path)
-    mutate(frame, row % len(frame)).to_parquet(path, index=False)
+    stored = pq.read_table(path)
+    frame = stored.to_pandas()
+    changed = pa.Table.from_pandas(mutate(frame, row % len(frame)), preserve_index=False)
+    # Keep the score file's provenance: the corruption is the only thing wrong with it.
+    pq.write_table(changed.replace_schema_metadata({**(stored.schema.metadata or {}),
+                                                    **(changed.schema.metadata or {})}), path)
     return path.name
 
 
@@ -140,24 +148,18 @@ def test_cli_prints_the_report_without_traceback(store_url, tiny_inputs, tmp_pat
 
 
 def test_scores_need_a_registered_model(store_url, tiny_inputs, tmp_path):
-    scores = pd.read_parquet(tiny_inputs["scores"])
-    with pytest.raises(LoadRefused, match="does not say which model"):
-        load(tiny_inputs["records"], tiny_inputs["scores"], None, store_url, progress=False)
-    stamped = tmp_path / "stamped.parquet"
-    table = pa.Table.from_pandas(scores, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"model_sha256": b"f" * 64})
-    pq.write_table(table, stamped)
+    stamped = _stamp(tiny_inputs["scores"], tmp_path / "stamped.parquet", {b"proactive_care.model_sha256": b"f" * 64})
     with pytest.raises(LoadRefused, match="is not registered"):
         load(tiny_inputs["records"], stamped, None, store_url, progress=False)
     with pytest.raises(LoadRefused, match="was made by model"):
         load(tiny_inputs["records"], stamped, tiny_inputs["model"], store_url, progress=False)
     assert table_counts(store_url)["scores"] == 0
+    with pytest.raises(LoadRefused, match="is not registered"):  # the tiny model, not registered yet
+        load(tiny_inputs["records"], tiny_inputs["scores"], None, store_url, progress=False)
     # Once the model is registered (first load with --model), its stamped score files load alone.
     summary = load(tiny_inputs["records"], tiny_inputs["scores"], tiny_inputs["model"], store_url, progress=False)
-    sha = summary.model_sha256
-    pq.write_table(table.replace_schema_metadata({b"model_sha256": sha.encode()}), stamped)
-    second = load(tiny_inputs["records"], stamped, None, store_url, progress=False)
-    assert second.model_sha256 == sha and second.run_id == summary.run_id + 1
+    second = load(tiny_inputs["records"], tiny_inputs["scores"], None, store_url, progress=False)
+    assert second.model_sha256 == summary.model_sha256 and second.run_id == summary.run_id + 1
 
 
 def test_tampered_model_file_is_refused(store_url, tiny_inputs, tmp_path):
@@ -249,10 +251,9 @@ def test_score_run_records_index_date_model_and_cutoffs_from_the_score_metadata(
     assert second.model_sha256 == first.model_sha256
     assert runs[second.run_id].index_date == pd.Timestamp("2025-07-01").date()
     assert runs[second.run_id].cutoffs == {"top_2pct": 0.013, "top_5pct": 0.05}
-    assert runs[first.run_id].index_date is None  # no metadata: as before, the run has no index date
-    assert runs[first.run_id].model_sha256 == first.model_sha256  # from --model
-    assert runs[first.run_id].cutoffs == {}
-    assert runs[first.run_id].top_cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}  # older file: the defaults
+    assert runs[first.run_id].index_date == pd.Timestamp("2026-01-01").date()
+    assert runs[first.run_id].model_sha256 == first.model_sha256
+    assert runs[first.run_id].cutoffs == {"top_2pct": 0.02, "top_5pct": 0.05}
 
 
 def test_score_file_with_unreadable_cutoffs_is_refused(store_url, tiny_inputs, tmp_path):
@@ -284,7 +285,7 @@ def test_reload_keeps_existing_demo_users_and_their_passwords(loaded_url, tiny_i
 IMPORTED_PRACTICE = "IMP001"
 
 
-def _imported_inputs(target: Path, numbers: list[str] | None = None) -> dict:
+def _imported_inputs(target: Path, numbers: list[str] | None = None, *, model_dir: Path) -> dict:
     """A small population at one 'imported' practice, people numbered apart from the tiny one's,
     scored with reasons for everyone and IMD among the missing predictors (as an import is)."""
     from conftest import make_scores
@@ -305,7 +306,7 @@ def _imported_inputs(target: Path, numbers: list[str] | None = None) -> dict:
     scores = make_scores(records).assign(
         age_60_plus=True, reasons=json.dumps([{"text": "Aged 80 - raises risk a lot"}]),
         missing_predictors=json.dumps(["imd_decile"]))
-    scores.to_parquet(target / "scores.parquet", index=False)
+    write_score_file(scores, target / "scores.parquet", model_dir)
     return {"records": target / "records", "scores": target / "scores.parquet", "numbers": numbers}
 
 
@@ -315,7 +316,7 @@ def test_an_import_joins_the_current_run_as_its_own_practice(loaded_url, tiny_in
     from app.services.users import get_user
     from app.store import AuditEvent
 
-    imported = _imported_inputs(tmp_path)
+    imported = _imported_inputs(tmp_path, model_dir=tiny_inputs["model"])
     engine = get_engine(loaded_url)
     with session_scope(engine) as session:
         run_before = session.scalar(select(ScoreRun).where(ScoreRun.is_current))
@@ -342,7 +343,7 @@ def test_an_import_joins_the_current_run_as_its_own_practice(loaded_url, tiny_in
 
 
 def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_inputs, tmp_path, capsys):
-    imported = _imported_inputs(tmp_path / "first")
+    imported = _imported_inputs(tmp_path / "first", model_dir=tiny_inputs["model"])
     load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
          progress=False)
     before = table_counts(loaded_url)
@@ -350,14 +351,15 @@ def test_an_import_clashing_with_the_current_run_adds_nothing(loaded_url, tiny_i
         load(imported["records"], imported["scores"], tiny_inputs["model"], loaded_url, add_to_current=True,
              progress=False)
     main_people = pd.read_parquet(tiny_inputs["scores"])["nhs_number"].tolist()
-    reusing = _imported_inputs(tmp_path / "second", numbers=main_people[:12])
+    reusing = _imported_inputs(tmp_path / "second", numbers=main_people[:12], model_dir=tiny_inputs["model"])
     (reusing["records"] / "practices.parquet").unlink()
     pd.DataFrame([("IMP002", "Second import", "IMPPCN", "Imported PCN")],
                  columns=["practice_code", "practice_name", "pcn_code", "pcn_name"]).to_parquet(
         reusing["records"] / "practices.parquet", index=False)
-    for table in ("patients", "scores"):
-        path = reusing["records"] / "patients.parquet" if table == "patients" else reusing["scores"]
-        pd.read_parquet(path).assign(practice_code="IMP002").to_parquet(path, index=False)
+    patients_file = reusing["records"] / "patients.parquet"
+    pd.read_parquet(patients_file).assign(practice_code="IMP002").to_parquet(patients_file, index=False)
+    write_score_file(pd.read_parquet(reusing["scores"]).assign(practice_code="IMP002"), reusing["scores"],
+                     tiny_inputs["model"])
     args = ["load", "--records", str(reusing["records"]), "--scores", str(reusing["scores"]),
             "--model", str(tiny_inputs["model"]), "--database", loaded_url, "--add-to-current"]
     assert main(args) == 2
@@ -380,7 +382,7 @@ def _unchanged_but_refusals(url: str, before: dict[str, int]) -> list:
 
 
 def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_inputs, tmp_path):
-    imported = _imported_inputs(tmp_path)
+    imported = _imported_inputs(tmp_path, model_dir=tiny_inputs["model"])
     other = _stamp(imported["scores"], tmp_path / "other.parquet",
                    {b"proactive_care.top_cutoffs": b'{"top_2pct": 0.013, "top_5pct": 0.05}'})
     before = table_counts(loaded_url)
@@ -392,7 +394,7 @@ def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_input
     assert table_counts(loaded_url)["audit_events"] == before["audit_events"] + 1  # the refusal only
     [refusal] = _unchanged_but_refusals(loaded_url, before)
     assert "top_2pct 0.013" in refusal.detail
-    # The current run recorded no cut-offs (an older file), so it counts as 0.02/0.05 and these join it.
+    # The current run's cut-offs are 0.02/0.05, so these join it.
     defaults = _stamp(imported["scores"], tmp_path / "defaults.parquet",
                       {b"proactive_care.top_cutoffs": b'{"top_2pct": 0.02, "top_5pct": 0.05}'})
     added = load(imported["records"], defaults, tiny_inputs["model"], loaded_url, add_to_current=True,
@@ -401,7 +403,7 @@ def test_an_import_scored_with_other_cutoffs_adds_nothing(loaded_url, tiny_input
 
 
 def test_adding_needs_a_current_run(store_url, tiny_inputs, tmp_path):
-    imported = _imported_inputs(tmp_path)
+    imported = _imported_inputs(tmp_path, model_dir=tiny_inputs["model"])
     with pytest.raises(LoadRefused, match="no current score run to add to"):
         load(imported["records"], imported["scores"], tiny_inputs["model"], store_url, add_to_current=True,
              progress=False)

@@ -17,7 +17,7 @@ from app.db import session_scope
 from app.load import KEEP_PREVIOUS_RUNS, load
 from app.services import careplans, patients
 from app.store import ScoreRun
-from conftest import make_records, make_scores
+from conftest import make_records, make_scores, write_score_file
 from features.flags import FLAG_NAMES
 from features.records import write_records
 from test_load import table_counts
@@ -44,7 +44,7 @@ def bigger_inputs(tmp_path, tiny_inputs):
     """A refresh with more people (so partial writes would show) and different scores."""
     records = make_records(people_per_practice=30, seed=8)
     write_records(records, tmp_path / "records")
-    make_scores(records, seed=12).to_parquet(tmp_path / "scores.parquet", index=False)
+    write_score_file(make_scores(records, seed=12), tmp_path / "scores.parquet", tiny_inputs["model"])
     return {"records": tmp_path / "records", "scores": tmp_path / "scores.parquet", "model": tiny_inputs["model"]}
 
 
@@ -93,7 +93,7 @@ def test_plans_survive_refreshes_and_leaving_the_cohort(loaded_url, loaded_engin
     records_dir = tiny_inputs["records"]
     scores = make_scores(make_records(), seed=11)
     scores.loc[scores["nhs_number"] == person, list(FLAG_NAMES)] = False  # no longer flagged
-    scores.to_parquet(tmp_path / "unflagged.parquet", index=False)
+    write_score_file(scores, tmp_path / "unflagged.parquet", tiny_inputs["model"])
     runs = []
     for _ in range(KEEP_PREVIOUS_RUNS + 2):
         runs.append(load(records_dir, tmp_path / "unflagged.parquet", tiny_inputs["model"], loaded_url,
