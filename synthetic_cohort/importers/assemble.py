@@ -294,6 +294,13 @@ def assemble(
         _known_patients(encounters, "encounters", people_ids, source, log) & known_class
     ]
     encounters = encounters.assign(kind=_encounter_kinds(encounters, mappings))
+    # Synthea certifies a death in an encounter days later: not a contact with the living person,
+    # and the records refuse events after death, so these are left out and counted.
+    after_death = encounters["date"] > encounters["patient"].map(people.set_index("source_id")["death_date"])
+    if after_death.any():
+        encounters = encounters.assign(kind=encounters["kind"].mask(after_death, ""))
+        source.skipped = {**source.skipped,
+                          "encounters dated after the patient's death (e.g. death certification)": int(after_death.sum())}
 
     medications = source.medications
     if medications is not None:

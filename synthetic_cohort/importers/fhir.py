@@ -28,6 +28,11 @@ MODELS = {"Patient": Patient, "Condition": Condition, "Encounter": Encounter,
 VOID_ENCOUNTER_STATUSES = {"cancelled", "entered-in-error", "planned"}
 VOID_VERIFICATION_STATUSES = {"refuted", "entered-in-error"}
 SNOMED = "http://snomed.info/sct"
+# A bundle file larger than this, or nesting deeper, is refused before its resources are parsed
+# (Synthea writes one bundle per patient, a few MiB; FHIR resources nest about ten deep).
+MAX_BUNDLE_BYTES = 256 * 2**20
+MAX_JSON_DEPTH = 64
+MAX_PROBLEMS_PER_RESOURCE = 10
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 SEXES = {"female": "F", "male": "M"}
 COLUMNS = {
@@ -128,6 +133,69 @@ def _is_void(resource: dict) -> bool:
     return False
 
 
+def read_bundle(path: Path, log: ProblemLog) -> dict | None:
+    """A bundle file as JSON, checked for size, depth and shape before any resource is parsed;
+    None (with the problem logged) for anything else."""
+    size = path.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        log.add(path.name, None, None, f"is {size / 2**20:,.3g} MiB, more than the {MAX_BUNDLE_BYTES / 2**20:,.3g} MiB "
+                "a bundle may be; export smaller bundles (one per patient, as Synthea does)")
+        return None
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        log.add(path.name, None, None, f"is not valid JSON ({str(error)[:200]})")
+        return None
+    except RecursionError:
+        bundle = None  # nested beyond Python's own limit: reported as too deep below
+    if bundle is None or nested_deeper_than(bundle, MAX_JSON_DEPTH):
+        log.add(path.name, None, None, f"nests objects and lists more than {MAX_JSON_DEPTH} deep, "
+                "which no FHIR bundle does")
+        return None
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        log.add(path.name, None, "resourceType", "is not a FHIR Bundle")
+        return None
+    if not isinstance(bundle.get("entry") or [], list):
+        log.add(path.name, None, "Bundle.entry", f"is {json_kind(bundle['entry'])}, not a list of entries")
+        return None
+    return bundle
+
+
+def bundle_resource(entry, file: str, number: int, log: ProblemLog) -> dict | None:
+    """An entry's resource if it is a JSON object with a resourceType; else None (problem logged)."""
+    where = f"entry {number}"
+    if not isinstance(entry, dict):
+        log.add(file, where, "Bundle.entry", f"is {json_kind(entry)}, not an object")
+        return None
+    resource = entry.get("resource")
+    if resource is None:
+        return None  # an entry without a resource (e.g. a request): nothing to read
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        log.add(file, where, "Bundle.entry.resource", "is not a FHIR resource (an object with a resourceType)")
+        return None
+    return resource
+
+
+def json_kind(value) -> str:
+    """What a JSON value is, in words: "a list", "text", "a number", ..."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def nested_deeper_than(value, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` deep (checked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _frame(rows: list[dict], fields: tuple[str, ...]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*fields, FILE, ROW]).astype(object)
     return frame.where(frame.notna(), None)
@@ -146,38 +214,40 @@ def read_fhir(directory: str | Path, log: ProblemLog) -> SourceTables | None:
     rows: dict[str, list[dict]] = {"Patient": [], "Condition": [], "Encounter": [], "Organization": []}
     void: dict[str, int] = {}
     for path in tqdm(files, desc="reading FHIR bundles", unit="bundle", leave=False):
-        try:
-            bundle = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            log.add(path.name, None, None, f"is not valid JSON ({error})")
-            continue
-        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            log.add(path.name, None, "resourceType", "is not a FHIR Bundle")
+        bundle = read_bundle(path, log)
+        if bundle is None:
             continue
         for number, entry in enumerate(bundle.get("entry") or []):
-            resource = (entry or {}).get("resource") or {}
-            resource_type = resource.get("resourceType")
-            if resource_type not in MODELS:
+            resource = bundle_resource(entry, path.name, number, log)
+            if resource is None or resource["resourceType"] not in MODELS:
                 continue
+            resource_type = resource["resourceType"]
             where = {FILE: path.name, ROW: f"entry {number}"}
             try:
                 MODELS[resource_type].model_validate(resource)
             except ValidationError as error:
-                for failure in error.errors():
+                for failure in error.errors()[:MAX_PROBLEMS_PER_RESOURCE]:
                     path_text = ".".join(str(part) for part in failure["loc"])
-                    log.add(path.name, where[ROW], f"{resource_type}.{path_text}", failure["msg"])
+                    log.add(path.name, where[ROW], f"{resource_type}.{path_text}", failure["msg"][:200])
                 continue
-            if _is_void(resource):
-                void[resource_type] = void.get(resource_type, 0) + 1
+            except (ValueError, TypeError, RecursionError) as error:  # a validator that fails otherwise
+                log.add(path.name, where[ROW], resource_type, f"is not a valid FHIR {resource_type} ({type(error).__name__})")
                 continue
-            if resource_type == "Patient":
-                rows["Patient"].append({**_person(resource, mappings.omb_to_race), **where})
-            elif resource_type == "Condition":
-                rows["Condition"].append({**_condition(resource), **where})
-            elif resource_type == "Encounter":
-                rows["Encounter"].append({**_encounter(resource, mappings.fhir_classes), **where})
-            else:
-                rows["Organization"] += [{**row, **where} for row in _organisations(resource)]
+            try:
+                if _is_void(resource):
+                    void[resource_type] = void.get(resource_type, 0) + 1
+                    continue
+                if resource_type == "Patient":
+                    rows["Patient"].append({**_person(resource, mappings.omb_to_race), **where})
+                elif resource_type == "Condition":
+                    rows["Condition"].append({**_condition(resource), **where})
+                elif resource_type == "Encounter":
+                    rows["Encounter"].append({**_encounter(resource, mappings.fhir_classes), **where})
+                else:
+                    rows["Organization"] += [{**row, **where} for row in _organisations(resource)]
+            except (AttributeError, TypeError, KeyError, IndexError, ValueError) as error:
+                # Valid FHIR in a shape these readers do not expect: reported, never a traceback.
+                log.add(path.name, where[ROW], resource_type, f"has a shape this importer cannot read ({type(error).__name__})")
     if not rows["Patient"] and not log.problems:
         log.add(str(directory), None, None, "the bundles hold no Patient resources")
     if log.problems:

@@ -6,9 +6,12 @@ in early versions) and the newer one both read; columns we do not use are ignore
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from synthetic_cohort.importers.assemble import FILE, ROW, SourceTables
@@ -42,29 +45,81 @@ FILES: dict[str, tuple[str, bool, dict[str, str], dict[str, str]]] = {
 }
 
 
+MAX_RAGGED_ROWS_LISTED = 20
+
+
+def read_header(path: Path) -> list[str]:
+    """The header row's column names (a UTF-8 byte-order mark is dropped)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle), [])
+
+
+def read_strict_csv(path: Path, used: list[str], log: ProblemLog) -> pd.DataFrame | None:
+    """The ``used`` columns as text, or None with problems logged if any row has more or fewer
+    fields than the header (a ragged or truncated file), or the file does not end with a line
+    break (its last row may be cut short). Nothing of a refused file is kept."""
+    ragged = []
+
+    def on_ragged_row(row) -> str:
+        ragged.append(row)
+        return "skip"
+
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False),  # physical line numbers for the report
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged_row),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=used, column_types={name: pa.string() for name in used},
+            strings_can_be_null=False, quoted_strings_can_be_null=False,
+        ),
+    )
+    for row in ragged[:MAX_RAGGED_ROWS_LISTED]:
+        log.add(path.name, row.number, None,
+                f"this row has {row.actual_columns} fields but the header has {row.expected_columns} "
+                f"(a cut or damaged row: {row.text[:60]!r})")
+    if len(ragged) > MAX_RAGGED_ROWS_LISTED:
+        log.add(path.name, None, None, f"{len(ragged) - MAX_RAGGED_ROWS_LISTED:,} more rows with the wrong "
+                f"number of fields ({len(ragged):,} in all)")
+    if ragged:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        if handle.read(1) not in (b"\n", b"\r"):
+            log.add(path.name, table.num_rows + 1, None,
+                    "the file does not end with a line break, so its last row may be cut short")
+            return None
+    return table.to_pandas()
+
+
 def read_csv_table(
     directory: Path, table: str, log: ProblemLog
 ) -> tuple[pd.DataFrame | None, dict[str, str]]:
     """One Synthea file as text fields named by our field names, or None (problems logged)."""
     file_name, required, columns, optional = FILES[table]
     path = directory / file_name
-    if not path.exists():
+    if not path.is_file():
         if required:
             log.add(file_name, None, None, f"the file is missing from {directory}")
         return None, {}
     wanted = {**columns, **optional}
     try:
-        header = pd.read_csv(path, dtype=str, nrows=0).columns
+        header = read_header(path)
+        if not header:
+            log.add(file_name, None, None, "cannot be read as CSV (the file is empty: it has no header row)")
+            return None, {}
         by_lower = {name.strip().lower(): name for name in header}
         missing = [column for column in columns.values() if column.lower() not in by_lower]
         for column in missing:
             log.add(file_name, "header", column, "this required column is missing")
         if missing:
             return None, {}
-        used = [by_lower[c.lower()] for c in wanted.values() if c.lower() in by_lower]
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], usecols=used)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        log.add(file_name, None, None, f"cannot be read as CSV ({error})")
+        used = list(dict.fromkeys(by_lower[c.lower()] for c in wanted.values() if c.lower() in by_lower))
+        raw = read_strict_csv(path, used, log)
+    except (pa.ArrowInvalid, csv.Error, UnicodeDecodeError, OSError) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        log.add(file_name, None, None, f"cannot be read as CSV ({reason})")
+        return None, {}
+    if raw is None:
         return None, {}
     frame = pd.DataFrame(index=raw.index)
     for field_name, column in wanted.items():
