@@ -251,13 +251,12 @@ def _practices(
     return practice_of, practices
 
 
-def _validated(table: str, frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:
+def _coerced(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the records schema's column types; as it was if a value cannot take its type
+    (``validate_records`` then reports that value with the rest)."""
     try:
-        return SCHEMAS[table].validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as errors:
-        for case in errors.failure_cases.head(20).itertuples():
-            log.add(f"output {table}", f"row {case.index}", str(case.column),
-                    f"fails the records schema: {case.check} ({case.failure_case})")
+        return SCHEMAS[table].coerce_dtype(frame)
+    except (pandera.errors.SchemaError, pandera.errors.SchemaErrors):
         return frame
 
 
@@ -390,12 +389,9 @@ def assemble(
     }
     if observations is not None:
         tables["observations"] = observations
-    tables = {name: _validated(name, frame, log) for name, frame in tables.items()}
-    if log.problems:
-        return None, {}
-    records = Records(**tables)
-    # The loader's own cross-table checks (dates before birth or in the future, ...): an import
-    # that would be refused at loading is refused here.
+    records = Records(**{name: _coerced(name, frame) for name, frame in tables.items()})
+    # The loader's own checks, once (schemas, then dates before birth, after death or in the
+    # future, ...): an import that would be refused at loading is refused here.
     for problem in validate_records(records):
         log.add(f"output {problem.file}", problem.row and f"row {problem.row}", problem.column,
                 problem.message)
