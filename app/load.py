@@ -510,6 +510,6 @@ def _prune_old_runs(engine: Engine, current_run_id: int) -> None:
 
 def upgrade_database(database_url: str | None = None) -> str:
     from app.migrations import upgrade
-    url = database_url or settings.database_url()
+    url = database_url or settings.migration_database_url()
     upgrade(url)
     return url

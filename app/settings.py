@@ -38,6 +38,12 @@ def database_url() -> str:
     return url or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 
+def migration_database_url() -> str:
+    """Where `db upgrade` connects: ``PROACTIVE_CARE_MIGRATION_DATABASE_URL`` (the role that owns the
+    tables, on PostgreSQL), else the application's own URL."""
+    return os.environ.get("PROACTIVE_CARE_MIGRATION_DATABASE_URL", "").strip() or database_url()
+
+
 def mode() -> str:
     value = os.environ.get("PROACTIVE_CARE_MODE", "demo").strip().lower() or "demo"
     if value not in MODES:

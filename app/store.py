@@ -253,7 +253,7 @@ class MdtAgendaItem(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: who (username, role) did what to which entity, when, with before/after."""
+    """Append-only and hash-chained: who (username, role) did what to which entity, when, with before/after."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -266,3 +266,7 @@ class AuditEvent(Base):
     before: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
+    # The hash chain (app/services/audit.py): the previous row's row_hash, and sha256 of it plus this
+    # row's content. NULL only on a row written behind the application's back.
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))

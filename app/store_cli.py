@@ -1,4 +1,5 @@
-"""`proactive-care db upgrade` and `proactive-care load`: thin shells over app.migrations and app.load."""
+"""`proactive-care db upgrade|add-user`, `load` and `audit verify`: thin shells over app.migrations,
+app.load and app.services."""
 
 from __future__ import annotations
 
@@ -57,6 +58,25 @@ def _add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_audit(args: argparse.Namespace) -> int:
+    from app.db import get_engine, session_scope
+    from app.services.audit import verify_chain
+    from features.errors import UserInputError
+
+    engine = get_engine(args.database)
+    try:
+        with session_scope(engine) as session:
+            check = verify_chain(session)
+    finally:
+        engine.dispose()
+    if not check.intact:
+        raise UserInputError(f"The audit trail has been tampered with at {check.problem}.")
+    print(f"The audit trail is intact: {check.rows:,} rows, each chained to the one before; the last hash is "
+          f"{check.last_hash} (note it elsewhere: a later check that ends on another hash with fewer rows "
+          "means rows were removed from the end).")
+    return 0
+
+
 def _codes(text: str | None) -> list[str]:
     return [code.strip() for code in (text or "").split(",") if code.strip()]
 
@@ -71,7 +91,8 @@ def register(subparsers) -> None:
     db = subparsers.add_parser("db", help="manage the database schema")
     db_verbs = db.add_subparsers(dest="db_verb", required=True, metavar="ACTION")
     upgrade = db_verbs.add_parser("upgrade", help="create or migrate the tables to the latest schema")
-    upgrade.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL or data/proactive_care.db)")
+    upgrade.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_MIGRATION_DATABASE_URL, "
+                         "else PROACTIVE_CARE_DATABASE_URL, else data/proactive_care.db)")
     upgrade.set_defaults(handler=_upgrade)
     add_user = db_verbs.add_parser(
         "add-user", help="add a user (password from PROACTIVE_CARE_NEW_USER_PASSWORD or a prompt)"
@@ -84,6 +105,13 @@ def register(subparsers) -> None:
     add_user.add_argument("--capacity", type=int, help="caseload capacity (navigator)")
     add_user.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL)")
     add_user.set_defaults(handler=_add_user)
+
+    audit = subparsers.add_parser("audit", help="check the audit trail")
+    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True, metavar="ACTION")
+    verify = audit_verbs.add_parser(
+        "verify", help="recompute the audit trail's hash chain: exit 0 if intact, 2 naming the first broken row")
+    verify.add_argument("--database", help="SQLAlchemy URL (default: PROACTIVE_CARE_DATABASE_URL)")
+    verify.set_defaults(handler=_verify_audit)
 
     load = subparsers.add_parser(
         "load", help="validate records and a score file, then load them as the current score run"

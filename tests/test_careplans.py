@@ -42,6 +42,7 @@ def test_lifecycle_from_none_to_closed_and_reopened(loaded_engine, users, person
         assert reopened["close_reason"] is None and reopened["version"] == 4
         history = careplans.care_plan_history(session, person)
         assert [h["status"] for h in history] == ["draft", "agreed", "closed", "draft"]
+    with session_scope(loaded_engine) as session:  # audit rows join the chain as the change commits
         saves = session.scalars(select(AuditEvent).where(AuditEvent.action == "care_plan_save",
                                                          AuditEvent.entity_id == person).order_by(AuditEvent.id)).all()
         assert len(saves) == 4
