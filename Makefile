@@ -12,6 +12,8 @@ TRAIN_DATE ?= 2024-01-01
 SCORE_DATE ?= 2026-01-01
 DATABASE_URL ?= sqlite:///$(abspath $(DATA))/proactive_care.db
 export PROACTIVE_CARE_DATABASE_URL ?= $(DATABASE_URL)
+# The app's default is production (no demo users); `make run` is the demo, so it says so.
+export PROACTIVE_CARE_MODE ?= demo
 
 .PHONY: run demo install test browser serve clean
 
@@ -29,11 +31,11 @@ $(VENV)/.installed: pyproject.toml
 $(DATA)/records/patients.parquet: $(VENV)/.installed
 	$(PC) cohort --patients $(PATIENTS) --seed $(SEED) --profile $(PROFILE) --out $(DATA)/records
 
-$(DATA)/model/manifest.json: $(DATA)/records/patients.parquet
+$(DATA)/model/model.skops: $(DATA)/records/patients.parquet
 	$(PC) train --records $(DATA)/records --index-date $(TRAIN_DATE) --out $(DATA)/model
 	$(PC) evaluate --records $(DATA)/records --model $(DATA)/model
 
-$(DATA)/scores.parquet: $(DATA)/model/manifest.json
+$(DATA)/scores.parquet: $(DATA)/model/model.skops
 	$(PC) score --records $(DATA)/records --model $(DATA)/model --index-date $(SCORE_DATE) --out $@
 
 $(DATA)/.loaded: $(DATA)/scores.parquet

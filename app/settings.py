@@ -3,8 +3,11 @@
 - ``PROACTIVE_CARE_DATABASE_URL``: any SQLAlchemy URL; else ``database_url`` under
   ``[proactive_care]`` in ``.streamlit/secrets.toml`` (git-ignored, for a password); default an
   SQLite file ``data/proactive_care.db`` under the repository.
-- ``PROACTIVE_CARE_MODE``: ``demo`` (default; demo users with documented passwords are seeded) or
-  ``production`` (no demo users; the app refuses to start while any exist).
+- ``PROACTIVE_CARE_MODE``: ``production`` (the default: no demo users; the app refuses to start while
+  any exist) or ``demo`` (an explicit choice: demo users with published passwords are seeded;
+  `make run`, `.ci/run` and the tests choose it).
+- ``PROACTIVE_CARE_MIGRATION_DATABASE_URL``: where `db upgrade` connects, if not the app's URL (on
+  PostgreSQL, the role that owns the tables; the app's own URL uses a member of proactive_care_app).
 - ``PROACTIVE_CARE_REVIEW_INTERVAL_DAYS``: default gap between care-plan reviews (182 days).
 """
 
@@ -20,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = REPO_ROOT / "data" / "proactive_care.db"
 SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 MODES = ("demo", "production")
+DEFAULT_MODE = "production"  # a deployment that forgets the setting gets no published passwords
 DEFAULT_REVIEW_INTERVAL_DAYS = 182
 
 
@@ -45,7 +49,7 @@ def migration_database_url() -> str:
 
 
 def mode() -> str:
-    value = os.environ.get("PROACTIVE_CARE_MODE", "demo").strip().lower() or "demo"
+    value = os.environ.get("PROACTIVE_CARE_MODE", DEFAULT_MODE).strip().lower() or DEFAULT_MODE
     if value not in MODES:
         raise UserInputError(
             f"PROACTIVE_CARE_MODE is {value!r}; it must be one of {', '.join(MODES)}."

@@ -30,6 +30,7 @@ import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PROACTIVE_CARE_MODE", "demo")  # the benches load and sign in as the demo users
 OUT = REPO / "bench" / "out"
 DEFAULT_SIZES = (100_000, 360_000, 1_000_000)
 DEFAULT_SEED = 42

@@ -26,6 +26,9 @@ from features.conditions import CONDITION_CODES, ENCOUNTER_KINDS
 from features.flags import DEFAULT_TOP_CUTOFFS, FLAG_NAMES, efi_category, risk_flags, rule_flags
 from features.records import Records, write_records
 
+# The app's default mode is production; these tests use the demo users, so they choose demo (a
+# test of the default removes it).
+os.environ["PROACTIVE_CARE_MODE"] = "demo"
 POSTGRES_URL = os.environ.get("PROACTIVE_CARE_TEST_POSTGRES_URL", "").strip()
 REQUIRE_POSTGRES = os.environ.get("PROACTIVE_CARE_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]

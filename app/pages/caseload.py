@@ -8,6 +8,7 @@ from app import ui
 from app.services import caseload
 from app.services.permissions import Permission
 from app.services.careplans import StaleEditError
+from app.text_safety import markdown_text
 
 user = ui.person_level_page("Caseloads", "Overdue reviews first, then people with no plan yet, then by risk.",
                             refusal="cannot open caseloads")
@@ -27,7 +28,7 @@ else:
                              key="caseload_navigator")
 
 for row in capacity[capacity["over_capacity"]].itertuples():
-    st.warning(f"{row.display_name} has {row.people} people, over their capacity of {row.caseload_capacity}.")
+    st.warning(f"{markdown_text(row.display_name)} has {row.people} people, over their capacity of {row.caseload_capacity}.")
 
 
 def assign(nhs_number: str, to_navigator: str, version) -> None:
@@ -35,7 +36,7 @@ def assign(nhs_number: str, to_navigator: str, version) -> None:
         with ui.show_errors():
             result = ui.write(caseload.assign_to_navigator, nhs_number, to_navigator,
                               None if pd.isna(version) else int(version))
-            message = f"Assigned to {navigator_names.get(to_navigator, to_navigator)}."
+            message = f"Assigned to {markdown_text(navigator_names.get(to_navigator, to_navigator))}."
             if result["over_capacity"]:
                 message += f" They now have {result['people']} people, over their capacity of {result['capacity']}."
             st.session_state["caseload_message"] = message

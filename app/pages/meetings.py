@@ -8,6 +8,7 @@ import streamlit as st
 from app import ui
 from app.services import meetings
 from app.services.careplans import LEAD_PROFESSIONAL_ROLES, StaleEditError
+from app.text_safety import markdown_text
 
 user = ui.person_level_page(
     "MDT meetings",
@@ -70,7 +71,7 @@ st.dataframe(pd.DataFrame({
 st.subheader("Record outcomes")
 for item in items.itertuples():
     done = isinstance(item.outcome, str)
-    title = f"{item.position}. {item.name} — " + (meetings.OUTCOMES[item.outcome] if done else "not discussed yet")
+    title = f"{item.position}. {markdown_text(item.name)} — " + (meetings.OUTCOMES[item.outcome] if done else "not discussed yet")
     with st.expander(title, expanded=False):
         with st.form(f"outcome_{item.item_id}_{item.version}"):
             outcome = st.radio("Outcome", list(meetings.OUTCOMES), format_func=meetings.OUTCOMES.get,

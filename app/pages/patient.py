@@ -18,6 +18,7 @@ from app.services.careplans import (
     StaleEditError,
 )
 from app.settings import review_interval_days
+from app.text_safety import markdown_text
 
 USE_LABELS = {
     "emergency_admission": "Emergency admissions", "elective_admission": "Planned admissions",
@@ -43,9 +44,9 @@ if record is None:
 nhs = record["nhs_number"]
 
 # --- who -------------------------------------------------------------------------------------
-st.subheader(record["name"])
+st.subheader(markdown_text(record["name"]))
 facts = [f"NHS number {nhs[:3]} {nhs[3:6]} {nhs[6:]}", f"born {record['date_of_birth']:%d %b %Y} (age {record['age']})",
-         "female" if record["sex"] == "F" else "male", f"{record['practice_name'] or record['practice_code']}"]
+         "female" if record["sex"] == "F" else "male", markdown_text(record['practice_name'] or record['practice_code'])]
 if record["care_home"]:
     facts.append("lives in a care home")
 if record["date_of_death"]:
@@ -71,7 +72,7 @@ with right:
     st.markdown("**Why this score** (largest contributions first)")
     reasons = record["reasons"]  # dicts with "text" and, from the model, "contribution"
     if reasons:
-        st.markdown("\n".join(f"{i}. {r['text']}" for i, r in enumerate(reasons, 1)))
+        st.markdown("\n".join(f"{i}. {markdown_text(r['text'])}" for i, r in enumerate(reasons, 1)))
     else:
         st.caption("No reasons recorded for this person (the score run explained only its highest-risk people).")
     weighed = [r for r in reasons if isinstance(r.get("contribution"), (int, float))]
@@ -132,7 +133,8 @@ st.divider()
 st.subheader("Lead professional")
 lead_base = st.session_state.setdefault(f"lead_base_{nhs}", record["lead_professional"])
 current_lead = record["lead_professional"]
-st.caption(f"Now: {current_lead['name']} ({current_lead['role']})" if current_lead["name"] else "Nobody assigned yet.")
+st.caption(f"Now: {markdown_text(current_lead['name'])} ({markdown_text(current_lead['role'])})"
+           if current_lead["name"] else "Nobody assigned yet.")
 with st.form(f"lead_form_{nhs}_{lead_base['version']}"):
     lead_name = st.text_input("Name", value=lead_base["name"] or "", key=f"lead_name_{nhs}")
     lead_role = st.selectbox("Role", LEAD_PROFESSIONAL_ROLES, key=f"lead_role_{nhs}",

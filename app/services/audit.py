@@ -14,7 +14,6 @@ the same previous row; SQLite writers already hold the database's one write lock
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -24,6 +23,7 @@ import pandas as pd
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from app.exports import csv_text
 from app.store import AuditEvent
 from app.services.access import CurrentUser, require
 from app.services.permissions import Permission
@@ -193,6 +193,4 @@ def audit_csv(events: pd.DataFrame) -> str:
     frame = events.copy()
     for column in ("before", "after"):
         frame[column] = frame[column].map(lambda v: "" if v is None else json.dumps(v, sort_keys=True))
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return buffer.getvalue()
+    return csv_text(frame)  # usernames, details and snapshots are neutralised like every export

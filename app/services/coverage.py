@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
+from app.exports import csv_text
 from app.services import audit
 from app.services.access import CurrentUser, aggregate_practice_codes
 from app.services.disclosure import disclose_count, disclosed_percentage
@@ -217,4 +218,4 @@ def coverage_csv(frame: pd.DataFrame) -> str:
     out = frame.copy()
     for column in ("flagged", "covered", "percent"):
         out[column] = out[column].astype(object).where(out[column].notna(), "*")
-    return out.to_csv(index=False)
+    return csv_text(out)  # names from the records are neutralised like every export
