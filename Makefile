@@ -21,11 +21,14 @@ run: demo serve
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every package at the version and sha256 hashes in requirements.lock (regenerate it with the
+# pip-compile command in docs/data.md after changing pyproject.toml), then this project without
+# resolving anything else.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(DATA)/records/patients.parquet: $(VENV)/.installed
