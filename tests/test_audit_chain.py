@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from app.cli import main
 from app.db import get_engine, session_scope
 from app.services import audit
-from app.services.access import CurrentUser, Role
+from app.services.access import CurrentUser
+from app.services.permissions import Role
 from app.store import AuditEvent
 from conftest import POSTGRES_URL, _admin_engine, _drop_pg, _pg_url
 
@@ -161,7 +162,7 @@ def empty_database(request, tmp_path):
 def test_upgrade_chains_the_rows_already_written(empty_database, capsys):
     from app.migrations import upgrade
 
-    upgrade(empty_database, "0002")
+    upgrade(empty_database, "0003")  # the last revision before the chain
     engine = create_engine(empty_database)
     with engine.begin() as connection:
         for number in range(5):

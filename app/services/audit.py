@@ -1,7 +1,7 @@
 """The append-only audit trail: every view and change of a person's data, and every refusal.
 
 There is deliberately no update or delete here; the database also refuses both (migration 0001),
-and on PostgreSQL the application's role may only insert and read the table (migration 0003).
+and on PostgreSQL the application's role may only insert and read the table (migration 0004).
 
 The rows are hash-chained: each row stores the hash of the previous row (``previous_hash``) and the
 sha256 of that hash plus its own content (``row_hash``), so a changed, removed or reordered row

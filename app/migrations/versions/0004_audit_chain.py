@@ -1,7 +1,7 @@
 """audit rows hash-chained; on PostgreSQL an application role that may only insert and read them
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 16:00:00
 
 The audit rows already written are chained in id order (the append-only guard is lifted for that
@@ -15,8 +15,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
