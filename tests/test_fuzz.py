@@ -31,7 +31,7 @@ from test_import_fhir import synthea_csv_to_fhir
 from test_load import table_counts
 
 SCALE = float(os.environ.get("PROACTIVE_CARE_FUZZ_SCALE", "1"))
-FUZZ_EXAMPLES = {"loader": 40, "synthea": 170, "fhir": 250}  # the loader's run on each database
+FUZZ_EXAMPLES = {"loader": 40, "synthea": 140, "fhir": 280}  # the loader's run on each database
 FIGURES = {name: {"tried": 0, "refused": 0, "accepted": 0} for name in FUZZ_EXAMPLES}
 SMALL = Path(__file__).resolve().parent / "fixtures" / "synthea_small"
 

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent('''
     import sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])  # the tests folder, for the tiny population
-    from conftest import make_model_dir, make_records, make_scores
+    from conftest import make_model_dir, make_records, make_scores, write_score_file
     from features.records import write_records
     from app.db import get_engine, session_scope
     from app.exports import to_csv_bytes
@@ -33,8 +33,8 @@ SCRIPT = textwrap.dedent('''
     base = Path(sys.argv[1])
     records = make_records()
     write_records(records, base / "records")
-    make_scores(records).to_parquet(base / "scores.parquet", index=False)
     make_model_dir(base / "model")
+    write_score_file(make_scores(records), base / "scores.parquet", base / "model")  # with its provenance
     url = f"sqlite:///{base / 'store.db'}"
     upgrade(url)
     load(base / "records", base / "scores.parquet", base / "model", url, progress=False)
