@@ -20,6 +20,7 @@ VERB_MODULES = (
     "synthetic_cohort.importers.cli",  # import synthea | fhir
     "model.cli",  # train, score, evaluate
     "app.store_cli",  # db upgrade, load
+    "app.careplans_cli",  # careplans export
 )
 
 STREAMLIT_ENTRY = Path(__file__).resolve().parent.parent / "streamlit_app.py"

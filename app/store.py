@@ -205,15 +205,23 @@ class LeadProfessionalHistory(SavedVersion, LeadProfessionalFields, Base):
 
 
 class CarePlanFields:
-    """What a care plan says: the current plan and each saved version share these columns."""
+    """What a care plan says: the current plan and each saved version share these columns.
+    Dates inside the JSON lists are ISO text ("2026-12-02"); ``app/services/plan_content.py`` owns
+    their shapes."""
 
     status: Mapped[str] = mapped_column(String(20))  # draft | agreed | closed (review_due is derived)
+    what_matters: Mapped[str | None] = mapped_column(Text)  # "what matters to me", in the person's words
     goals: Mapped[list] = mapped_column(JSON, default=list)
-    actions: Mapped[list] = mapped_column(JSON, default=list)  # [{"action": ..., "owner": ...}]
+    actions: Mapped[list] = mapped_column(JSON, default=list)  # [{"action", "owner", "due", "done_on"}]
+    # who to call, day and night, instead of 999, and what to do: {"day_name", "day_phone", ...}
+    contingency: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    contacts: Mapped[list | None] = mapped_column(JSON, default=list)  # [{"name", "relationship", "phone", "carer"}]
+    follow_ups: Mapped[list | None] = mapped_column(JSON, default=list)  # [{"due", "what", "who", "done_on"}]
     consent_to_share: Mapped[bool] = mapped_column(Boolean, default=False)
     next_review: Mapped[date | None] = mapped_column(Date)
     close_reason: Mapped[str | None] = mapped_column(String(40))
     agreed_on: Mapped[date | None] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date)
 
 
 class CarePlan(CurrentVersion, CarePlanFields, Base):
@@ -224,6 +232,42 @@ class CarePlan(CurrentVersion, CarePlanFields, Base):
 
 class CarePlanHistory(SavedVersion, CarePlanFields, Base):
     __tablename__ = "care_plan_history"
+
+
+class Assessment(Base):
+    """One holistic assessment (CGA domains) of a person: appended, never changed (the history)."""
+
+    __tablename__ = "assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nhs_number: Mapped[str] = mapped_column(String(10), index=True)
+    assessed_on: Mapped[date] = mapped_column(Date)
+    assessor_name: Mapped[str] = mapped_column(String(200))
+    assessor_role: Mapped[str] = mapped_column(String(60))
+    findings: Mapped[dict] = mapped_column(JSON, default=dict)  # {item: {"finding": ..., "note": ...}}
+    what_matters: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CohortDecisionFields:
+    """Clinical judgement about who is in the programme (``app/services/cohort.py``)."""
+
+    decision: Mapped[str] = mapped_column(String(10))  # include | exclude | ended
+    reason: Mapped[str | None] = mapped_column(String(30))
+    note: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list] = mapped_column(JSON, default=list)  # the flags an exclusion applies to
+    review_on: Mapped[date | None] = mapped_column(Date)
+    decided_on: Mapped[date] = mapped_column(Date)
+
+
+class CohortDecision(CurrentVersion, CohortDecisionFields, Base):
+    """A person's current clinical-judgement decision; versioned like care plans."""
+
+    __tablename__ = "cohort_decisions"
+
+
+class CohortDecisionHistory(SavedVersion, CohortDecisionFields, Base):
+    __tablename__ = "cohort_decision_history"
 
 
 class MdtMeeting(Base):

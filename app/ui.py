@@ -108,7 +108,7 @@ def _cached(module: str, name: str, user: CurrentUser, url: str, version: tuple,
 def flag_labels() -> dict[str, str]:
     """Each flag's label in the current score run (the top flags say its cut-offs)."""
     with session_scope(engine()) as session:
-        return patients.flag_labels(patients.current_run(session))
+        return patients.list_groups(patients.current_run(session))
 
 
 def query_param(name: str) -> str | None:

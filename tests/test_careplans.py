@@ -31,7 +31,7 @@ def test_lifecycle_from_none_to_closed_and_reopened(loaded_engine, users, person
         assert (draft["status"], draft["version"]) == ("draft", 1)
         agreed = careplans.save_care_plan(
             session, gp, person, 1, status="agreed", next_review=REVIEW, consent_to_share=True,
-            actions=[{"action": "Medication review", "owner": "Practice pharmacist"}])
+            actions=[{"action": "Medication review", "owner": "Practice pharmacist", "due": REVIEW}])
         assert (agreed["status"], agreed["version"], agreed["agreed_on"]) == ("agreed", 2, TODAY)
         # review_due is derived: the same saved plan, seen after its review date.
         later = careplans.get_care_plan(session, gp, person, today=REVIEW + timedelta(days=1))
@@ -40,7 +40,7 @@ def test_lifecycle_from_none_to_closed_and_reopened(loaded_engine, users, person
         assert (closed["status"], closed["close_reason"]) == ("closed", "moved_away")
         reopened = careplans.save_care_plan(session, gp, person, 3, status="draft")
         assert reopened["close_reason"] is None and reopened["version"] == 4
-        history = careplans.care_plan_history(session, person)
+        history = careplans.care_plan_history(session, gp, person)
         assert [h["status"] for h in history] == ["draft", "agreed", "closed", "draft"]
     with session_scope(loaded_engine) as session:  # audit rows join the chain as the change commits
         saves = session.scalars(select(AuditEvent).where(AuditEvent.action == "care_plan_save",
@@ -57,7 +57,8 @@ def test_lifecycle_from_none_to_closed_and_reopened(loaded_engine, users, person
     ({"status": "closed"}, "needs a reason"),
     ({"status": "closed", "close_reason": "bored"}, "needs a reason"),
     ({"status": "review_due"}, "can be set to"),
-    ({"actions": [{"action": "Call", "owner": ""}]}, "needs both an action and an owner"),
+    ({"actions": [{"action": "Call", "owner": "", "due": REVIEW}]}, "needs both an action and an owner"),
+    ({"actions": [{"action": "Call", "owner": "Sam"}]}, "action 1 \\(Call\\) needs a due date"),
     ({"goals": "not a list"}, "list of non-empty sentences"),
     ({"colour": "blue"}, "no field"),
 ])

@@ -78,7 +78,7 @@ def test_coverage_counts_agreed_in_date_plans_with_a_lead(loaded_engine, users):
         overdue = coverage.coverage(session, commissioner, level="practice", today=REVIEW + timedelta(days=1))
         assert _row(overdue, "P001", "age_60_plus")["covered"] == 0
         area = coverage.coverage(session, commissioner, level="area")
-        assert set(area["code"]) == {coverage.AREA_CODE} and len(area) == len(FLAG_NAMES)
+        assert set(area["code"]) == {coverage.AREA_CODE} and len(area) == len(FLAG_NAMES) + 1  # + clinical judgement
         pcn = coverage.coverage(session, commissioner, level="pcn")
         assert set(pcn["code"]) == {"N01", "N02"}
         with pytest.raises(UserInputError):

@@ -54,21 +54,33 @@ def test_meeting_at_another_practice_or_by_a_commissioner_is_refused(engine):
     assert sorted(refused) == ["commissioner", "practice1"]
 
 
-def test_agenda_keeps_order_skips_duplicates_and_refuses_other_practices(engine):
+def test_agenda_keeps_order_skips_duplicates_and_adds_a_mixed_selection(engine):
     practice = user(engine, "practice1")
     meeting = new_meeting(engine, practice)
     people = flagged_numbers("P001")[:3]
+    other_practice, out_of_scope = flagged_numbers("P002")[0], flagged_numbers("P003")[0]
     with session_scope(engine, write=True) as session:
-        assert meetings.add_to_agenda(session, practice, meeting["meeting_id"], people[:2]) == 2
-        assert meetings.add_to_agenda(session, practice, meeting["meeting_id"], people[1:]) == 1
-    with session_scope(engine, write=True) as session:
-        with pytest.raises(UserInputError):  # P002 is theirs, but not this meeting's practice
-            meetings.add_to_agenda(session, practice, meeting["meeting_id"], flagged_numbers("P002")[:1])
+        assert meetings.add_to_agenda(session, practice, meeting["meeting_id"], people[:2]).added == people[:2]
+        # a mixed selection: one new, one already on, one of theirs at another practice, one not theirs, one typo
+        result = meetings.add_to_agenda(session, practice, meeting["meeting_id"],
+                                        [people[1], other_practice, people[2], out_of_scope, "12345"])
+    assert result.added == [people[2]] and result.already == [people[1]]
+    assert set(result.refused) == {other_practice, out_of_scope, "12345"}
+    assert "not at this meeting's practice P001" in result.refused[other_practice]
+    assert result.refused[out_of_scope] == "not registered at your practices"
+    sentence = result.sentence()
+    assert sentence.startswith("Added 1 person to the agenda; 1 already on it. Not added: ")
+    assert f"{out_of_scope[:3]} {out_of_scope[3:6]} {out_of_scope[6:]} (not registered at your practices)" in sentence
     with session_scope(engine) as session:
         items = meetings.agenda(session, practice, meeting["meeting_id"])
         listed = meetings.list_meetings(session, practice)
+        refusals = session.scalars(select(AuditEvent.entity_id).where(AuditEvent.action == "access_denied")).all()
+        added = session.scalars(select(AuditEvent).where(AuditEvent.action == "agenda_add")
+                                .order_by(AuditEvent.id)).all()
     assert list(items["nhs_number"]) == people
     assert listed.set_index("meeting_id").loc[meeting["meeting_id"], "people"] == 3
+    assert out_of_scope in refusals  # the out-of-scope person was refused by the access check, on the record
+    assert added[-1].after == {"nhs_numbers": [people[2]], "refused": sorted(["12345", other_practice, out_of_scope])}
     with session_scope(engine) as session:
         with pytest.raises(AccessDenied):
             meetings.agenda(session, user(engine, "practice2"), meeting["meeting_id"])
@@ -126,9 +138,9 @@ def test_outcome_from_a_stale_form_is_refused_with_what_changed(engine):
     with session_scope(engine) as session:
         item = int(meetings.agenda(session, practice, meeting["meeting_id"])["item_id"].iloc[0])
     with session_scope(engine, write=True) as session:
-        meetings.record_outcome(session, mdt, item, 1, "plan_reviewed")
+        meetings.record_outcome(session, mdt, item, 1, "plan_started")
     with session_scope(engine, write=True) as session:
         with pytest.raises(careplans.StaleEditError) as stale:
             meetings.record_outcome(session, practice, item, 1, "not_appropriate", reason="Declined")
-    assert stale.value.current["outcome"] == "plan_reviewed"
+    assert stale.value.current["outcome"] == "plan_started"
     assert stale.value.changed_fields == ["outcome"]

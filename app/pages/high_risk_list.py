@@ -69,6 +69,7 @@ shown = pd.DataFrame({
         zip(table["lead_professional"], table["lead_professional_role"])
     ],
     "Care plan": table["plan_status"].map(ui.plan_label),
+    "Clinical judgement": table["judgement"],
     "Review due": table["next_review"],
     "Navigator": table["navigator"],
 })
@@ -112,7 +113,7 @@ with right:
         if st.button(f"Add {len(to_add)} selected to the agenda", key="add_to_agenda"):
             with ui.show_errors():
                 added = ui.write(meetings.add_to_agenda, meeting_id, to_add)
-                st.success(f"Added {added} people to the agenda ({len(to_add) - added} already on it).")
+                (st.warning if added.refused else st.success)(added.sentence())
 
 export = shown.assign(**{"Risk": (shown["Risk"] * 100).round(1)}).rename(columns={"Risk": "Risk (%)"})
 with st.container(horizontal=True):  # files are built only when a button is clicked

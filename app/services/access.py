@@ -140,6 +140,15 @@ def aggregate_practice_codes(session: Session, user: CurrentUser) -> list[str] |
     ))
 
 
+def system_actor(session: Session, name: str, role: Role = Role.MDT) -> CurrentUser:
+    """A named system actor (username ``system:<name>``) acting for every practice in the store:
+    the command line's care-plan export, or a programme history being recorded through the
+    services. Its reads and changes go through the same checks and are audited under its name."""
+    practices = frozenset(session.scalars(select(Practice.practice_code)))
+    return CurrentUser(username=f"system:{name}", display_name=f"Proactive Care ({name})", role=role,
+                       practice_codes=practices)
+
+
 def check_practice_access(session: Session, user: CurrentUser, practice_code: str) -> None:
     require_person_level(session, user, "see a practice's list", entity="practice")
     if practice_code not in user.practice_codes:

@@ -1,4 +1,5 @@
-"""Care navigator caseloads: my people, flagged people with no plan yet, capacity and reassignment.
+"""Care navigator caseloads: my people (anything overdue first: a review, an action or a
+follow-up of their plan), flagged people with no plan yet, capacity and reassignment.
 
 Plain Python below the pages: every read is limited by ``access.person_scope`` and every change is
 written to the audit trail. A person is on at most one navigator's caseload
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
 from app.db import require_write_session
-from app.services import audit
+from app.services import audit, plan_content
 from app.services.careplans import StaleEditError, derived_statuses
+from app.services.versioning import moment
 from app.services.access import (
     CurrentUser,
     check_person_access,
@@ -27,15 +29,15 @@ from app.services.access import (
 )
 from app.services.permissions import Permission, Role, allowed, roles_with
 from app.store import (
-    CarePlan, CaseloadAssignment, LeadProfessional, Patient, Score, ScoreRun, User, utcnow,
+    CarePlan, CaseloadAssignment, LeadProfessional, Patient, Score, ScoreRun, User,
 )
 
 MAX_CAPACITY = 1000
 
 CASELOAD_COLUMNS = [
     "nhs_number", "name", "practice_code", "probability", "flagged", "plan_status",
-    "next_review", "review_overdue", "lead_name", "lead_role", "navigator", "assigned_at",
-    "assignment_version",
+    "next_review", "review_overdue", "overdue_actions", "overdue_follow_ups", "overdue", "overdue_summary",
+    "lead_name", "lead_role", "navigator", "assigned_at", "assignment_version",
 ]
 
 
@@ -55,6 +57,8 @@ def _people_query(session: Session, user: CurrentUser, today: date):
             func.coalesce(Score.flagged, False).label("flagged"),
             CarePlan.status.label("stored_status"),
             CarePlan.next_review,
+            CarePlan.actions,
+            CarePlan.follow_ups,
             LeadProfessional.name.label("lead_name"),
             LeadProfessional.role.label("lead_role"),
             CaseloadAssignment.navigator_username.label("navigator"),
@@ -77,14 +81,35 @@ def _frame(rows, today: date) -> pd.DataFrame:
     frame["name"] = (frame.pop("given_name") + " " + frame.pop("family_name")).str.strip()
     frame["plan_status"] = derived_statuses(frame.pop("stored_status"), frame["next_review"], today)
     frame["review_overdue"] = frame["plan_status"].eq("review_due")
+    frame["overdue_actions"] = [len(plan_content.overdue_items(a if isinstance(a, list) else [], today))
+                                for a in frame.pop("actions")]
+    frame["overdue_follow_ups"] = [len(plan_content.overdue_items(f if isinstance(f, list) else [], today))
+                                   for f in frame.pop("follow_ups")]
+    frame["overdue"] = frame["review_overdue"] | (frame["overdue_actions"] > 0) | (frame["overdue_follow_ups"] > 0)
+    frame["overdue_summary"] = [
+        overdue_in_words(review, actions, follow_ups)
+        for review, actions, follow_ups in zip(frame["review_overdue"], frame["overdue_actions"],
+                                               frame["overdue_follow_ups"])
+    ]
     return frame[CASELOAD_COLUMNS]
+
+
+def overdue_in_words(review: bool, actions: int, follow_ups: int) -> str:
+    """ "Review, 2 actions, 1 follow-up" (empty when nothing is overdue)."""
+    parts = ["Review"] if review else []
+    if actions:
+        parts.append(f"{actions} action{'s' if actions != 1 else ''}")
+    if follow_ups:
+        parts.append(f"{follow_ups} follow-up{'s' if follow_ups != 1 else ''}")
+    return ", ".join(parts)
 
 
 def my_caseload(
     session: Session, user: CurrentUser, navigator_username: str | None = None,
     today: date | None = None,
 ) -> pd.DataFrame:
-    """A navigator's people: overdue reviews first, then no plan yet, then by risk (highest first).
+    """A navigator's people: anything overdue first (a review, an action or a follow-up), then no
+    plan yet, then by risk (highest first).
 
     Navigators see their own caseload; practice and MDT users may look at a navigator's caseload,
     limited to their own practices' people.
@@ -97,7 +122,7 @@ def my_caseload(
     query = _people_query(session, user, today).where(CaseloadAssignment.navigator_username == navigator_username)
     frame = _frame(session.execute(query), today)
     if not frame.empty:  # overdue reviews first, then no plan yet, then the rest; soonest review, highest risk
-        urgency = frame["plan_status"].map({"review_due": 0, "none": 1}).fillna(2)
+        urgency = frame["plan_status"].map({"none": 1}).fillna(2).where(~frame["overdue"], 0)
         order = pd.DataFrame({"urgency": urgency, "review": pd.to_datetime(frame["next_review"]),
                               "risk": -frame["probability"].astype(float)})
         frame = frame.loc[order.sort_values(["urgency", "review", "risk"], na_position="last").index]
@@ -116,7 +141,8 @@ def flagged_without_plan(
     query = (
         # the practice filter on scores lets the database use the (run, practice, flagged) index
         _people_query(session, user, today).where(Score.flagged, CarePlan.nhs_number.is_(None),
-                    Score.practice_code.in_(sorted(user.practice_codes)))
+                    Score.practice_code.in_(sorted(user.practice_codes)),
+                    Patient.practice_code.in_(sorted(user.practice_codes)))
         .order_by(Score.probability.desc())
         .limit(limit)
     )
@@ -163,7 +189,7 @@ def _navigator(session: Session, username: str) -> User:
 
 def assign_to_navigator(
     session: Session, user: CurrentUser, nhs_number: str, navigator_username: str,
-    expected_version: int | None = None,
+    expected_version: int | None = None, *, at=None,
 ) -> dict:
     """Put a person on a navigator's caseload (or move them from another navigator).
 
@@ -186,7 +212,7 @@ def assign_to_navigator(
             _raise_stale(expected_version, None)
         current = CaseloadAssignment(
             nhs_number=patient.nhs_number, navigator_username=navigator.username,
-            assigned_by=user.username, version=1,
+            assigned_by=user.username, assigned_at=moment(at), version=1,
         )
         session.add(current)
         session.flush()
@@ -201,7 +227,7 @@ def assign_to_navigator(
             .where(CaseloadAssignment.nhs_number == patient.nhs_number,
                    CaseloadAssignment.version == expected_version)
             .values(navigator_username=navigator.username, assigned_by=user.username,
-                    assigned_at=utcnow(), version=expected_version + 1)
+                    assigned_at=moment(at), version=expected_version + 1)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:

@@ -1,5 +1,7 @@
 """Care-plan coverage: the share of each flagged group with an agreed, in-date plan AND a lead
 professional, by practice, PCN and whole area, and month by month. Only disclosed counts leave here.
+Who is in each group (the flags, less people excluded by clinical judgement, plus the people added
+by judgement as a group of their own) is ``app/services/cohort.py``'s rule.
 """
 
 from __future__ import annotations
@@ -7,21 +9,20 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timezone
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
 from app.exports import csv_text
-from app.services import audit
+from app.services import audit, cohort
 from app.services.access import CurrentUser, aggregate_practice_codes
 from app.services.disclosure import disclose_count, disclosed_percentage
-from features.flags import FLAG_NAMES
-from app.services.patients import current_run, flag_labels
+from app.services.patients import current_run
 from app.store import (
     CarePlan,
     CarePlanHistory,
+    CohortDecision,
     LeadProfessional,
     LeadProfessionalHistory,
     Pcn,
@@ -37,22 +38,23 @@ AREA_CODE = "ALL"
 
 def _raw_counts(session: Session, user: CurrentUser, run: ScoreRun | None, today: date) -> pd.DataFrame:
     """Raw (undisclosed) per-practice counts in ``run``; never returned to callers."""
-    columns = ["practice_code"] + [f"{g}_{k}" for g in FLAG_NAMES for k in ("flagged", "covered")]
+    columns = ["practice_code"] + [f"{g}_{k}" for g in cohort.coverage_groups() for k in ("flagged", "covered")]
     if run is None:
         return pd.DataFrame(columns=columns)
     covered = and_(
         CarePlan.status == "agreed", CarePlan.next_review >= today, LeadProfessional.name.is_not(None)
     )
     sums = []
-    for group in FLAG_NAMES:
-        flag = run.has_flag(group)
+    for group in cohort.coverage_groups():
+        flag = cohort.member_of(run, group)
         sums.append(func.sum(case((flag, 1), else_=0)).label(f"{group}_flagged"))
         sums.append(func.sum(case((and_(flag, covered), 1), else_=0)).label(f"{group}_covered"))
     query = (
         select(Score.practice_code, *sums)
         .outerjoin(CarePlan, CarePlan.nhs_number == Score.nhs_number)
         .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Score.nhs_number)
-        .where(Score.run_id == run.id, Score.flagged)
+        .outerjoin(CohortDecision, CohortDecision.nhs_number == Score.nhs_number)
+        .where(Score.run_id == run.id, cohort.in_programme())
         .group_by(Score.practice_code)
     )
     practices = aggregate_practice_codes(session, user)
@@ -69,7 +71,7 @@ def _disclose(long: pd.DataFrame, run: ScoreRun | None) -> pd.DataFrame:
     long["flagged"] = pd.array([disclose_count(v) for v in long["flagged"]], dtype="Int64")
     long["covered"] = pd.array([disclose_count(v) for v in long["covered"]], dtype="Int64")
     long["percent"] = pd.array(long["percent"], dtype="Float64")
-    long["group_label"] = long["group"].map(flag_labels(run))
+    long["group_label"] = long["group"].map(cohort.group_labels(run))
     return long
 
 
@@ -99,7 +101,7 @@ def _roll_up(raw: pd.DataFrame, practices: pd.DataFrame, level: str) -> pd.DataF
     summed = frame.groupby(["code", "unit_name"], as_index=False)[value_columns].sum()
     rows = []
     for record in summed.to_dict("records"):
-        for group in FLAG_NAMES:
+        for group in cohort.coverage_groups():
             rows.append({"level": level, "code": record["code"], "unit_name": record["unit_name"], "group": group,
                          "flagged": int(record[f"{group}_flagged"]), "covered": int(record[f"{group}_covered"])})
     return pd.DataFrame(rows, columns=["level", "code", "unit_name", "group", "flagged", "covered"])
@@ -165,13 +167,13 @@ def coverage_trend(
     run_of_month = _runs_by_month(session, month_ends, run.id)
     run_ids = sorted(set(run_of_month.values()))
     query = select(Score.run_id, Score.nhs_number, Score.practice_code, Score.flags).where(
-        Score.run_id.in_(run_ids), Score.flagged
+        Score.run_id.in_(run_ids), or_(Score.flagged, cohort.ever_decided())
     )
     practices = aggregate_practice_codes(session, user)
     if practices is not None:
         query = query.where(Score.practice_code.in_(practices))
     people = pd.DataFrame(session.execute(query).all(), columns=["run_id", "nhs_number", "practice_code", "flags"])
-    flagged_ids = select(Score.nhs_number).where(Score.run_id.in_(run_ids), Score.flagged)
+    flagged_ids = select(Score.nhs_number).where(Score.run_id.in_(run_ids), or_(Score.flagged, cohort.ever_decided()))
     plans = pd.DataFrame(session.execute(
         select(CarePlanHistory.nhs_number, CarePlanHistory.version, CarePlanHistory.status,
                CarePlanHistory.next_review, CarePlanHistory.changed_at)
@@ -185,6 +187,7 @@ def coverage_trend(
     for frame in (plans, leads):
         frame["changed_at"] = pd.to_datetime(frame["changed_at"], utc=True)
     practices_table = _practices(session)
+    decisions = cohort.history_frame(session)
     by_run = {run_id: people[people["run_id"] == run_id] for run_id in run_ids}
     results = []
     for month_end in month_ends:
@@ -199,9 +202,8 @@ def coverage_trend(
         is_covered = flagged["nhs_number"].astype(object).isin(list(covered_ids)).to_numpy()
         counts = {"practice_code": flagged["practice_code"]}
         names = list(session.get(ScoreRun, run_of_month[month_end]).flag_names)
-        bits = flagged["flags"].to_numpy(dtype="int64")
-        for group in FLAG_NAMES:
-            in_group = (bits & (1 << names.index(group))) != 0 if group in names else np.zeros(len(bits), bool)
+        members = cohort.group_masks(flagged, names, decisions, month_end)
+        for group, in_group in members.items():
             counts[f"{group}_flagged"] = in_group.astype(int)
             counts[f"{group}_covered"] = (in_group & is_covered).astype(int)
         raw = pd.DataFrame(counts).groupby("practice_code", as_index=False).sum()

@@ -1,4 +1,8 @@
-"""Person-level reads: the flagged list and a person's record, both scoped and audited."""
+"""Person-level reads: the flagged list and a person's record, both scoped and audited.
+
+The list holds the current run's flagged people and the people added to the programme by clinical
+judgement ("Added by clinical judgement"); people excluded by judgement stay on it, marked as
+excluded, so nobody silently drops off a practice's list."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from features.errors import UserInputError
 from features.flags import FLAG_NAMES, check_known
 from features.flags import flag_labels as labels_at
 from model.score_file import cutoffs_in_force
-from app.services import audit
+from app.services import assessments, audit, cohort
 from app.services.access import (
     CurrentUser,
     check_person_access,
@@ -23,18 +27,11 @@ from app.services.access import (
     require_person_level,
     score_scope,
 )
-from app.services.careplans import (
-    PLAN_STATUSES,
-    care_plan_history,
-    derived_statuses,
-    lead_professional_history,
-    plan_snapshot,
-    _current,
-    _lead_snapshot,
-)
+from app.services.careplans import PLAN_STATUSES, derived_statuses, lead_history, lead_of, plan_history, plan_of
 from app.store import (
     CarePlan,
     CaseloadAssignment,
+    CohortDecision,
     Condition,
     EncounterSummary,
     LeadProfessional,
@@ -42,12 +39,13 @@ from app.store import (
     Practice,
     Score,
     ScoreRun,
+    User,
 )
 
 LIST_COLUMNS = (
     "nhs_number", "name", "date_of_birth", "age", "sex", "practice_code", "probability", "percentile",
     "practice_percentile", *FLAG_NAMES, "flag_labels", "efi_category", "reasons", "lead_professional", "lead_professional_role",
-    "plan_status", "plan_version", "next_review", "review_due", "navigator",
+    "plan_status", "plan_version", "next_review", "review_due", "navigator", "judgement", "added", "excluded",
 )
 
 
@@ -58,6 +56,20 @@ def current_run(session: Session) -> ScoreRun | None:
 def flag_labels(run: ScoreRun | None) -> dict[str, str]:
     """Each flag's label in registry order; the risk flags say the run's cut-offs ("Top 1.3% risk")."""
     return labels_at(run.top_cutoffs if run is not None else cutoffs_in_force(None))
+
+
+def list_groups(run: ScoreRun | None) -> dict[str, str]:
+    """What the list can be filtered by: every flag, then the people added by clinical judgement."""
+    return cohort.group_labels(run)
+
+
+def judgement_text(decision: str | None, reason: str | None) -> str:
+    """How the list shows a clinical-judgement decision in force ("" when there is none)."""
+    if decision == "include":
+        return cohort.JUDGEMENT_LABEL
+    if decision == "exclude":
+        return f"Excluded: {cohort.reason_label(reason)}"
+    return ""
 
 
 def age_on(date_of_birth: date, today: date) -> int:
@@ -92,12 +104,13 @@ def flagged_list(
 ) -> pd.DataFrame:
     """The current run's flagged people this user may see, highest risk first.
 
-    ``flags``: keep people with any of these flags; ``plan_statuses``: any of ``PLAN_STATUSES``;
+    ``flags``: keep people with any of these flags (or ``cohort.JUDGEMENT_GROUP``: added by
+    judgement; people excluded from a flag still show, marked); ``plan_statuses``: any of ``PLAN_STATUSES``;
     ``search``: part of a name or the start of an NHS number. One audit row per call.
     """
     require_person_level(session, user, "see the high-risk list", entity="flagged_list")
     today = today or date.today()
-    check_known(flags or ())
+    check_known(set(flags or ()) - {cohort.JUDGEMENT_GROUP})
     unknown = set(plan_statuses or ()) - set(PLAN_STATUSES)
     if unknown:
         raise UserInputError(
@@ -115,16 +128,19 @@ def flagged_list(
             LeadProfessional.role.label("lead_professional_role"),
             CarePlan.status.label("stored_status"), CarePlan.version.label("plan_version"),
             CarePlan.next_review, CaseloadAssignment.navigator_username.label("navigator"),
+            CohortDecision.decision, CohortDecision.reason.label("decision_reason"),
         )
         .join(Score, and_(Score.nhs_number == Patient.nhs_number, Score.run_id == run.id))
         .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Patient.nhs_number)
         .outerjoin(CarePlan, CarePlan.nhs_number == Patient.nhs_number)
         .outerjoin(CaseloadAssignment, CaseloadAssignment.nhs_number == Patient.nhs_number)
-        .where(Score.flagged, score_scope(user), person_scope(user))
+        .outerjoin(CohortDecision, CohortDecision.nhs_number == Patient.nhs_number)
+        .where(cohort.in_programme(), score_scope(user), person_scope(user))
         .order_by(Score.probability.desc(), Patient.nhs_number)
     )
     if flags:
-        query = query.where(or_(*[run.has_flag(f) for f in flags]))
+        query = query.where(or_(*[cohort.added() if f == cohort.JUDGEMENT_GROUP else run.has_flag(f)
+                                  for f in flags]))
     if practice_code:
         check_practice_access(session, user, practice_code)
         query = query.where(Score.practice_code == practice_code, Patient.practice_code == practice_code)
@@ -147,7 +163,13 @@ def flagged_list(
         for name in FLAG_NAMES:
             frame[name] = [name in person for person in held]
         labels = flag_labels(run)
-        frame["flag_labels"] = ["; ".join(labels[name] for name in person if name in labels) for person in held]
+        frame["added"] = frame["decision"].eq("include")
+        frame["excluded"] = frame["decision"].eq("exclude")
+        frame["flag_labels"] = ["; ".join([labels[name] for name in person if name in labels]
+                                          + ([cohort.JUDGEMENT_LABEL] if added else []))
+                                for person, added in zip(held, frame["added"])]
+        frame["judgement"] = [judgement_text(d if isinstance(d, str) else None, r if isinstance(r, str) else None)
+                              for d, r in zip(frame["decision"], frame["decision_reason"])]
         frame["plan_status"] = derived_statuses(frame["stored_status"], frame["next_review"], today)
         frame["plan_version"] = frame["plan_version"].fillna(0).astype(int)
         frame["review_due"] = frame["plan_status"] == "review_due"
@@ -163,7 +185,8 @@ def flagged_list(
 
 
 def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: date | None = None) -> dict:
-    """Everything the patient page shows, for one person in the user's scope (audited as a view)."""
+    """Everything the patient page shows, for one person in the user's scope (audited as one view:
+    the record, its care plan, lead professional, assessments and programme decision)."""
     today = today or date.today()
     patient = check_person_access(session, user, nhs_number, doing="open")
     nhs = patient.nhs_number
@@ -172,13 +195,13 @@ def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: 
     score_row = session.get(Score, (run.id, nhs)) if run is not None else None
     score = None
     if score_row is not None:
+        held = run.flags_of(score_row.flags)
         score = {
             "run_id": run.id, "index_date": run.index_date, "scored_at": run.created_at,
             "probability": score_row.probability, "percentile": score_row.percentile,
             "practice_percentile": score_row.practice_percentile, "flagged": score_row.flagged,
-            "flags": run.flags_of(score_row.flags),
-            "efi_category": score_row.efi_category,
-            "flag_labels": [label for f, label in flag_labels(run).items() if f in run.flags_of(score_row.flags)],
+            "flags": held, "efi_category": score_row.efi_category,
+            "flag_labels": [label for f, label in flag_labels(run).items() if f in held],
         }
     conditions = [
         {"code": c.condition, "label": CONDITION_LABELS.get(c.condition, c.condition),
@@ -214,11 +237,32 @@ def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: 
         "missing_predictors": [r["text"] for r in reasons_list(score_row.missing_predictors)] if score_row else [],
         "conditions": conditions,
         "hospital_use": hospital_use,
-        "lead_professional": _lead_snapshot(_current(session, LeadProfessional, nhs)),
-        "lead_professional_history": lead_professional_history(session, nhs),
-        "care_plan": plan_snapshot(_current(session, CarePlan, nhs), today),
-        "care_plan_history": care_plan_history(session, nhs),
+        "lead_professional": lead_of(session, nhs),
+        "lead_professional_history": lead_history(session, nhs),
+        "care_plan": plan_of(session, nhs, today),
+        "care_plan_history": plan_history(session, nhs),
+        "assessments": assessments.assessments_of(session, nhs),
+        "decision": cohort.decision_of(session, nhs, today),
+        "decision_history": cohort.decision_history(session, nhs),
         "navigator": caseload.navigator_username if caseload else None,
+        "group_labels": list_groups(run),
     }
+    record["display_names"] = display_names(session, _usernames(record))
     audit.record(session, user, "view", "patient", nhs)
     return record
+
+
+def _usernames(record: dict) -> set[str]:
+    names = {record["navigator"]}
+    for key in ("care_plan_history", "lead_professional_history", "decision_history"):
+        names |= {h["changed_by"] for h in record[key]}
+    names |= {a["recorded_by"] for a in record["assessments"]}
+    return {n for n in names if n}
+
+
+def display_names(session: Session, usernames) -> dict[str, str]:
+    """Colleagues as people know them (``presentation.user_name`` reads this map)."""
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.username, User.display_name).where(User.username.in_(wanted))).all())

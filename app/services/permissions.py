@@ -22,6 +22,7 @@ class Role(StrEnum):
 class Permission(StrEnum):
     SEE_PEOPLE = "see_people"
     PLAN_CARE = "plan_care"
+    JUDGE_COHORT = "judge_cohort"
     RUN_MEETINGS = "run_meetings"
     SEE_CASELOADS = "see_caseloads"
     HOLD_CASELOAD = "hold_caseload"
@@ -53,6 +54,8 @@ _CARE_TEAM = frozenset({Role.PRACTICE, Role.NAVIGATOR, Role.MDT})
 GRANTS: dict[Permission, tuple[frozenset[Role], str]] = {
     Permission.SEE_PEOPLE: (_CARE_TEAM, "see identifiable records"),
     Permission.PLAN_CARE: (_CARE_TEAM, "change care plans, assessments or lead professionals"),
+    Permission.JUDGE_COHORT: (frozenset({Role.PRACTICE, Role.MDT}),
+                              "add people to the programme or exclude them by clinical judgement"),
     Permission.RUN_MEETINGS: (_CARE_TEAM, "see or run MDT meetings"),
     Permission.SEE_CASELOADS: (_CARE_TEAM, "see or assign care navigators' caseloads"),
     Permission.HOLD_CASELOAD: (frozenset({Role.NAVIGATOR}), "hold a caseload"),
