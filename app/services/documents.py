@@ -74,9 +74,12 @@ def _plan_page(person: dict, plan: dict, lead: dict, today: date) -> str:
     return printable.care_plan_html(
         name=person_name(person["given_name"], person["family_name"]), nhs=person["nhs_number"],
         date_of_birth=person["date_of_birth"], practice_name=person["practice_name"], plan=plan,
-        status_words=status_words, what_matters=plan.get("what_matters"), contingency=plan.get("contingency") or {},
-        actions=plan.get("actions") or [], follow_ups=plan.get("follow_ups") or [],
-        contacts=plan.get("contacts") or [], lead_name=lead.get("name"), lead_role=lead.get("role"),
+        status_words=status_words, what_matters=plan.get("what_matters"),
+        contingency={key: (plan.get("contingency") or {}).get(key) for key in plan_content.CONTINGENCY_FIELDS},
+        actions=plan_content.complete(plan.get("actions"), plan_content.ACTION_KEYS),
+        follow_ups=plan_content.complete(plan.get("follow_ups"), plan_content.FOLLOW_UP_KEYS),
+        contacts=plan_content.complete(plan.get("contacts"), plan_content.CONTACT_KEYS),
+        lead_name=lead.get("name"), lead_role=lead.get("role"),
         lead_words=lead["name"] if lead.get("name") else "your GP practice", printed_on=today,
     )
 
@@ -125,7 +128,8 @@ def agenda_document(session: Session, user: CurrentUser, meeting_id: Any, *, tod
         row["plan_words"] = careplans.PLAN_STATUS_LABELS.get(row["plan_status"], row["plan_status"])
         row["outcome_words"] = meetings.OUTCOMES.get(row["outcome"]) if isinstance(row["outcome"], str) else None
         row["outcome_reason"] = row["outcome_reason"] if isinstance(row["outcome_reason"], str) else None
-        row["open_actions"] = [{**a, "overdue": plan_content.is_overdue(a, today)} for a in row["open_actions"]]
+        row["open_actions"] = [{**a, "overdue": plan_content.is_overdue(a, today)}
+                               for a in plan_content.complete(row["open_actions"], plan_content.ACTION_KEYS)]
         row["next_review"] = row["next_review"] if isinstance(row["next_review"], date) else None
         row["last_assessed_on"] = row["last_assessed_on"] if isinstance(row["last_assessed_on"], date) else None
         row["what_matters"] = row["what_matters"] if isinstance(row["what_matters"], str) else None

@@ -181,6 +181,16 @@ def has_contingency(contingency: dict | None) -> bool:
     return bool(contingency.get("day_phone") and contingency.get("night_phone"))
 
 
+ACTION_KEYS = ("action", "owner", "due", "done_on")
+FOLLOW_UP_KEYS = ("due", "what", "who", "done_on")
+CONTACT_KEYS = ("name", "relationship", "phone", "carer")
+
+
+def complete(items: list | None, keys: tuple[str, ...]) -> list[dict]:
+    """Entries with every key present (a plan saved before a field existed lacks some)."""
+    return [{key: item.get(key) for key in keys} for item in items or [] if isinstance(item, dict)]
+
+
 # ------------------------------------------------------------------ what is open and overdue
 def is_overdue(item: dict, today: date) -> bool:
     """An action or follow-up not done by the day after its date (on the date itself it is due,
