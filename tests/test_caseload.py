@@ -123,3 +123,31 @@ def test_cannot_assign_another_practices_person_or_to_a_non_navigator(engine):
         assign(engine, practice, flagged_numbers("P003")[0])
     with pytest.raises(UserInputError):
         assign(engine, practice, flagged_numbers("P001")[0], navigator="mdt1")
+
+
+def test_an_overdue_action_or_follow_up_puts_a_person_first(engine):
+    practice, navigator = user(engine, "practice1"), user(engine, "navigator1")
+    late_action, late_follow_up, no_plan, fine = flagged_numbers("P001")[:4]
+    for nhs in (late_action, late_follow_up, no_plan, fine):
+        assign(engine, practice, nhs)
+    review = TODAY + timedelta(days=90)
+    with session_scope(engine, write=True) as session:
+        careplans.save_care_plan(session, practice, late_action, 0, today=TODAY, status="agreed", next_review=review,
+                                 actions=[{"action": "Rails", "owner": "OT", "due": TODAY + timedelta(days=5)},
+                                          {"action": "Bloods", "owner": "Nurse", "due": TODAY + timedelta(days=6)},
+                                          {"action": "Done", "owner": "GP", "due": TODAY, "done_on": TODAY}])
+        careplans.save_care_plan(session, practice, late_follow_up, 0, today=TODAY, status="agreed", next_review=review,
+                                 follow_ups=[{"due": TODAY + timedelta(days=7), "what": "Phone call", "who": "Navigator"}])
+        careplans.save_care_plan(session, practice, fine, 0, today=TODAY, status="agreed", next_review=review,
+                                 actions=[{"action": "Walk", "owner": "Person", "due": TODAY + timedelta(days=60)}])
+    with session_scope(engine) as session:
+        on_the_day = caseload.my_caseload(session, navigator, today=TODAY + timedelta(days=6)).set_index("nhs_number")
+        frame = caseload.my_caseload(session, navigator, today=TODAY + timedelta(days=10))
+    assert on_the_day.loc[late_action, "overdue_actions"] == 1  # "Bloods" is due that day, not overdue
+    mine = frame.set_index("nhs_number")
+    assert set(frame["nhs_number"].iloc[:2]) == {late_action, late_follow_up}
+    assert frame["nhs_number"].iloc[2] == no_plan
+    assert mine.loc[late_action, "overdue_summary"] == "2 actions"
+    assert mine.loc[late_follow_up, "overdue_summary"] == "1 follow-up"
+    assert not mine.loc[fine, "overdue"] and mine.loc[fine, "overdue_summary"] == ""
+    assert caseload.overdue_in_words(True, 1, 2) == "Review, 1 action, 2 follow-ups"

@@ -1,6 +1,6 @@
 """MDT meetings through the service layer: creation rules, agenda scope, outcomes and stale forms."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -144,3 +144,101 @@ def test_outcome_from_a_stale_form_is_refused_with_what_changed(engine):
             meetings.record_outcome(session, practice, item, 1, "not_appropriate", reason="Declined")
     assert stale.value.current["outcome"] == "plan_started"
     assert stale.value.changed_fields == ["outcome"]
+
+
+def test_the_agenda_carries_reasons_frailty_plan_and_open_actions(engine):
+    from app.services import assessments
+
+    mdt = user(engine, "mdt1")
+    person, other = flagged_numbers("P001")[:2]
+    due = date.today() + timedelta(days=5)
+    with session_scope(engine, write=True) as session:
+        careplans.save_care_plan(session, mdt, person, 0, status="draft", what_matters="My garden",
+                                 actions=[{"action": "Medication review", "owner": "Pharmacist", "due": due},
+                                          {"action": "Rails fitted", "owner": "OT", "due": date.today() - timedelta(days=3)},
+                                          {"action": "Blood test", "owner": "Nurse", "due": due, "done_on": date.today()}])
+        assessments.record_assessment(session, mdt, person, assessed_on=date.today(), assessor_name="Jo Hill",
+                                      assessor_role="Community matron",
+                                      findings={"falls": {"finding": "needs_action", "note": "Two falls"}})
+        meeting = meetings.create_meeting(session, mdt, "P001", date.today() + timedelta(days=2), ["GP"])
+        meetings.add_to_agenda(session, mdt, meeting["meeting_id"], [person, other])
+    with session_scope(engine) as session:
+        items = meetings.agenda(session, mdt, meeting["meeting_id"]).set_index("nhs_number")
+    row = items.loc[person]
+    assert row["name"] == "Given0 Family0" and row["what_matters"] == "My garden"
+    assert row["reasons"] == ["Two emergency admissions in the last year", "Aged 80 or over"]
+    assert [a["action"] for a in row["open_actions"]] == ["Medication review", "Rails fitted"]
+    assert row["overdue_actions"] == 1 and not row["has_contingency"] and row["plan_status"] == "draft"
+    assert row["needs_action"] == ["Falls"] and row["last_assessed_on"] == date.today()
+    assert row["frailty"] == "Not known (under 65 or no eFI)"  # this small store has no eFI categories
+    assert row["flag_labels"] and items.loc[other, "plan_status"] == "none"
+
+
+def test_the_printable_agenda_escapes_record_text_and_is_audited(engine):
+    mdt = user(engine, "mdt1")
+    person = flagged_numbers("P001")[0]
+    with session_scope(engine, write=True) as session:
+        careplans.save_care_plan(session, mdt, person, 0, status="draft",
+                                 what_matters="<img src=x onerror=alert(1)> my dog")
+        meeting = meetings.create_meeting(session, mdt, "P001", date.today() + timedelta(days=2), ["GP", "Pharmacist"])
+        meetings.add_to_agenda(session, mdt, meeting["meeting_id"], [person])
+    from app.services import documents
+
+    with session_scope(engine) as session:
+        page = documents.agenda_document(session, mdt, meeting["meeting_id"]).content.decode()
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt; my dog" in page
+    assert "MDT meeting agenda" in page and "attending: GP, Pharmacist" in page and "1 person" in page
+    assert f"NHS number {person[:3]} {person[3:6]} {person[6:]}" in page
+    with session_scope(engine) as session:
+        exported = session.scalars(select(AuditEvent).where(AuditEvent.action == "agenda_export")).one()
+    assert exported.entity_id == str(meeting["meeting_id"]) and exported.detail == "html, 1 people"
+
+
+def test_outcomes_are_recorded_against_the_plan_fields(engine):
+    mdt = user(engine, "mdt1")
+    started, reviewed = flagged_numbers("P001")[:2]
+    review = date.today() + timedelta(days=90)
+    with session_scope(engine, write=True) as session:
+        careplans.save_care_plan(session, mdt, reviewed, 0, status="agreed", next_review=date.today() + timedelta(days=3),
+                                 actions=[{"action": "Walk daily", "owner": "Person", "due": review}])
+        meeting = meetings.create_meeting(session, mdt, "P001", date.today(), ["GP"])["meeting_id"]
+        meetings.add_to_agenda(session, mdt, meeting, [started, reviewed])
+    with session_scope(engine) as session:
+        items = meetings.agenda(session, mdt, meeting).set_index("nhs_number")
+    new_action = {"action": "Falls clinic referral", "owner": "Dr Rao", "due": date.today() + timedelta(days=14)}
+    with session_scope(engine, write=True) as session:
+        with pytest.raises(UserInputError, match="needs the date of the next review"):
+            meetings.record_outcome(session, mdt, items.loc[reviewed, "item_id"], 1, "plan_reviewed",
+                                    plan={"add_actions": [new_action]}, plan_version=1)
+    with session_scope(engine, write=True) as session:
+        with pytest.raises(UserInputError, match="recorded with the outcome 'Care plan started'"):
+            meetings.record_outcome(session, mdt, items.loc[reviewed, "item_id"], 1, "lead_assigned",
+                                    lead_name="Dr Rao", lead_role="GP", plan={"next_review": review})
+    with session_scope(engine, write=True) as session:
+        meetings.record_outcome(session, mdt, items.loc[started, "item_id"], 1, "plan_started",
+                                plan={"what_matters": "Stay at home", "add_actions": [new_action]}, plan_version=0)
+        meetings.record_outcome(session, mdt, items.loc[reviewed, "item_id"], 1, "plan_reviewed",
+                                plan={"next_review": review, "add_actions": [new_action]}, plan_version=1)
+    with session_scope(engine) as session:
+        first = careplans.get_care_plan(session, mdt, started)
+        second = careplans.get_care_plan(session, mdt, reviewed)
+    assert (first["status"], first["what_matters"], first["version"]) == ("draft", "Stay at home", 1)
+    assert [a["action"] for a in first["actions"]] == ["Falls clinic referral"]
+    assert second["next_review"] == review and second["version"] == 2
+    assert [a["action"] for a in second["actions"]] == ["Walk daily", "Falls clinic referral"]
+
+
+def test_an_outcome_from_an_old_plan_version_changes_nothing(engine):
+    practice, mdt = user(engine, "practice1"), user(engine, "mdt1")
+    person = flagged_numbers("P001")[0]
+    with session_scope(engine, write=True) as session:
+        meeting = meetings.create_meeting(session, mdt, "P001", date.today(), ["GP"])["meeting_id"]
+        meetings.add_to_agenda(session, mdt, meeting, [person])
+        item = int(meetings.agenda(session, mdt, meeting)["item_id"].iloc[0])
+        careplans.save_care_plan(session, practice, person, 0, status="draft", goals=["Colleague's goal"])
+    with pytest.raises(careplans.StaleEditError):
+        with session_scope(engine, write=True) as session:  # the agenda showed no plan (version 0)
+            meetings.record_outcome(session, mdt, item, 1, "plan_started", plan={"what_matters": "Mine"}, plan_version=0)
+    with session_scope(engine) as session:
+        assert meetings.agenda(session, mdt, meeting)["outcome"].isna().all()
+        assert careplans.get_care_plan(session, mdt, person)["version"] == 1

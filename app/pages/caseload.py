@@ -10,7 +10,8 @@ from app.services.permissions import Permission
 from app.services.careplans import StaleEditError
 from app.text_safety import markdown_text
 
-user = ui.person_level_page("Caseloads", "Overdue reviews first, then people with no plan yet, then by risk.",
+user = ui.person_level_page("Caseloads", "Anything overdue first (a review, an action or a follow-up), then people "
+                            "with no plan yet, then by risk.",
                             refusal="cannot open caseloads")
 
 capacity = pd.DataFrame()
@@ -62,7 +63,7 @@ with mine:
         st.dataframe(pd.DataFrame({
             "Name": people["name"], "NHS number": people["nhs_number"], "Practice": people["practice_code"],
             "Risk": people["probability"].map(ui.percent), "Care plan": people["plan_status"].map(ui.plan_label),
-            "Review due": people["next_review"], "Overdue": people["review_overdue"],
+            "Review due": people["next_review"], "Overdue": people["overdue_summary"],
             "Lead professional": people["lead_name"],
         }), hide_index=True, width="stretch")
         names = dict(zip(people["nhs_number"], people["name"]))
