@@ -146,3 +146,19 @@ def test_closing_and_reopening_stamps_the_period(loaded_engine, users, person):
         assert closed["closed_on"] == TODAY and closed["agreed_on"] == TODAY
         reopened = careplans.save_care_plan(session, users["practice1"], person, 2, status="draft")
         assert reopened["closed_on"] is None and reopened["close_reason"] is None
+
+
+def test_an_action_or_follow_up_is_added_as_one_versioned_event(loaded_engine, users, person):
+    follow_up = {"due": SOON, "what": "Home visit", "who": "District nurse"}
+    with pytest.raises(InvalidCarePlan, match="Save the care plan first"):
+        with session_scope(loaded_engine, write=True) as session:
+            careplans.add_to_plan(session, users["practice1"], person, 0, follow_up=follow_up)
+    with session_scope(loaded_engine, write=True) as session:
+        careplans.save_care_plan(session, users["practice1"], person, 0, **FULL_PLAN)
+        added = careplans.add_to_plan(session, users["navigator1"], person, 1, follow_up=follow_up)
+        assert [f["what"] for f in added["follow_ups"]] == ["Home visit", "Phone call"]  # in date order
+        with pytest.raises(StaleEditError):
+            careplans.add_to_plan(session, users["mdt1"], person, 1, action={"action": "X", "owner": "Y", "due": SOON})
+        with pytest.raises(InvalidCarePlan, match="needs a due date"):
+            careplans.add_to_plan(session, users["mdt1"], person, 2, action={"action": "Rails", "owner": "OT"})
+    assert _history_count(loaded_engine, person) == 2

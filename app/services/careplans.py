@@ -290,6 +290,31 @@ def save_care_plan(
     return saved
 
 
+def add_to_plan(
+    session: Session,
+    user: CurrentUser,
+    nhs_number: str,
+    expected_version: int,
+    *,
+    action: dict | None = None,
+    follow_up: dict | None = None,
+    today: date | None = None,
+    at: datetime | None = None,
+) -> dict:
+    """Add one action ({action, owner, due}) or follow-up ({due, what, who}) to an existing plan:
+    one event, versioned and checked like any other save."""
+    require_write_session(session)
+    if (action is None) == (follow_up is None):
+        raise InvalidCarePlan("Add either an action or a follow-up.")
+    patient = check_person_access(session, user, nhs_number, doing="change the care plan of")
+    current = plan_of(session, patient.nhs_number, day_of(today, at))
+    if current["version"] == 0:
+        raise InvalidCarePlan("Save the care plan first; then add actions and follow-ups to it.")
+    field, item = ("actions", action) if action is not None else ("follow_ups", follow_up)
+    return save_care_plan(session, user, patient.nhs_number, expected_version, today=today, at=at,
+                          **{field: [*current[field], item]})
+
+
 def assign_lead_professional(
     session: Session,
     user: CurrentUser,

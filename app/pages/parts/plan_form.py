@@ -183,6 +183,31 @@ def plan_section(nhs: str, plan: dict) -> None:
         error, mine = st.session_state[f"plan_conflict_{nhs}"]
         stale_panel("plan", error, mine, {**base, "status": stored_status},
                     lambda changed, version: ui.write(careplans.save_care_plan, nhs, version, **changed))
+    if plan["version"]:
+        add_item_form(nhs, plan)
+
+
+def add_item_form(nhs: str, plan: dict) -> None:
+    """One action or follow-up at a time, without the table editor (as a call or visit is arranged)."""
+    with st.expander("Add an action or a follow-up", expanded=False):
+        with st.form(f"plan_add_{nhs}_{plan['version']}", clear_on_submit=True):
+            kind = st.radio("Add", ["Action", "Follow-up"], horizontal=True, key=f"plan_add_kind_{nhs}")
+            what = st.text_input("What", key=f"plan_add_what_{nhs}", placeholder="e.g. Phone call to check on falls")
+            who = st.text_input("Who will do it", key=f"plan_add_who_{nhs}")
+            when = st.date_input("When (or by when)", value=date.today() + timedelta(days=14),
+                                 key=f"plan_add_when_{nhs}", format="DD/MM/YYYY")
+            if st.form_submit_button("Add to the plan"):
+                item = ({"action": what, "owner": who, "due": when} if kind == "Action"
+                        else {"what": what, "who": who, "due": when})
+                try:
+                    with ui.show_errors():
+                        ui.write(careplans.add_to_plan, nhs, plan["version"],
+                                 **({"action": item} if kind == "Action" else {"follow_up": item}))
+                        forget_form("plan")
+                        st.toast(f"{kind} added to the plan.")
+                        st.rerun()
+                except StaleEditError as error:
+                    st.error(str(error))
 
 
 def history_section(record: dict, names: dict) -> None:
