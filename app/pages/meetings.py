@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.pages.parts import care_sections
 from app.services import documents, meetings
 from app.services.careplans import LEAD_PROFESSIONAL_ROLES, StaleEditError
 from app.settings import review_interval_days
@@ -66,7 +67,7 @@ if items.empty:
     st.info("Nobody on this agenda yet: select people on the High-risk list and add them to this meeting.")
     st.stop()
 
-st.download_button("Print the agenda", lambda: ui.read(documents.agenda_document, meeting_id).content,
+st.download_button("Print the agenda", care_sections.deferred_document(documents.agenda_document, meeting_id),
                    f"mdt_agenda_{meeting['practice_code']}_{meeting['meeting_date']}.html", "text/html",
                    key=f"agenda_print_{meeting_id}", help="A page to print or share on screen at the meeting (audited).")
 

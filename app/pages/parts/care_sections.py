@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.db import session_scope
 from app.services import assessments, cohort, documents, meetings
 from app.services.careplans import StaleEditError
 from app.services.permissions import Permission
@@ -132,6 +133,18 @@ def assessment_section(record: dict, names: dict) -> None:
                     st.rerun()
 
 
+def deferred_document(service, *args):
+    """A download's bytes, built (and audited) only when the button is clicked. Streamlit runs the
+    callable on another thread, outside the page's session, so the user and engine are taken now."""
+    user, engine = ui.require_user(), ui.engine()
+
+    def build() -> bytes:
+        with session_scope(engine) as session:
+            return service(session, user, *args).content
+
+    return build
+
+
 def share_section(record: dict) -> None:
     st.subheader("Share and print the plan")
     nhs = record["nhs_number"]
@@ -141,10 +154,10 @@ def share_section(record: dict) -> None:
     st.caption("Each download is recorded in the audit trail.")
     left, right = st.columns(2)
     left.download_button(
-        "Download the plan for the person (to print)", lambda: ui.read(documents.care_plan_document, nhs, "html").content,
+        "Download the plan for the person (to print)", deferred_document(documents.care_plan_document, nhs, "html"),
         f"care_plan_{nhs}.html", "text/html", key=f"share_html_{nhs}")
     right.download_button(
-        "Download for another system (FHIR R4)", lambda: ui.read(documents.care_plan_document, nhs, "fhir").content,
+        "Download for another system (FHIR R4)", deferred_document(documents.care_plan_document, nhs, "fhir"),
         f"care_plan_{nhs}.json", "application/fhir+json", key=f"share_fhir_{nhs}")
 
 

@@ -120,6 +120,12 @@ def plan_section(nhs: str, plan: dict) -> None:
     if overdue:
         st.warning("Overdue: " + "; ".join(f"{i.get('action') or i.get('what')} (due {presentation.day(i['due'])})"
                                            for i in overdue))
+    coming = sorted(plan_content.open_items(plan["actions"]) + plan_content.open_items(plan["follow_ups"]),
+                    key=lambda i: str(i.get("due") or ""))
+    if coming:
+        st.markdown("**What happens next:**\n" + "\n".join(
+            f"- {presentation.day(i.get('due'), missing='no date')}: {presentation.plain_text(i.get('action') or i.get('what'))} "
+            f"({presentation.plain_text(i.get('owner') or i.get('who'))})" for i in coming))
     if plan["version"] and not plan_content.has_contingency(plan["contingency"]):
         st.info("This plan has no contingency plan yet: who the person calls in the day and at night instead of 999.")
     base = st.session_state.setdefault(f"plan_base_{nhs}", plan)
