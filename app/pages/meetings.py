@@ -69,7 +69,7 @@ if items.empty:
 
 st.download_button("Print the agenda", care_sections.deferred_document(documents.agenda_document, meeting_id),
                    f"mdt_agenda_{meeting['practice_code']}_{meeting['meeting_date']}.html", "text/html",
-                   key=f"agenda_print_{meeting_id}", help="A page to print or share on screen at the meeting (audited).")
+                   key=f"agenda_print_{meeting_id}", on_click="ignore", help="A page to print or share on screen at the meeting (audited).")
 
 
 def _text(value, missing: str = "") -> str:

@@ -82,6 +82,7 @@ def pick(journey: Journey, text: str, option: str) -> None:
 
 
 def download(journey: Journey, button: str) -> Path:
+    journey.settle()
     with journey.page.expect_download(timeout=60_000) as caught:
         journey.page.get_by_role("button", name=button).click()
     path = ARTIFACTS / f"care_{caught.value.suggested_filename}"

@@ -155,10 +155,10 @@ def share_section(record: dict) -> None:
     left, right = st.columns(2)
     left.download_button(
         "Download the plan for the person (to print)", deferred_document(documents.care_plan_document, nhs, "html"),
-        f"care_plan_{nhs}.html", "text/html", key=f"share_html_{nhs}")
+        f"care_plan_{nhs}.html", "text/html", key=f"share_html_{nhs}", on_click="ignore")
     right.download_button(
         "Download for another system (FHIR R4)", deferred_document(documents.care_plan_document, nhs, "fhir"),
-        f"care_plan_{nhs}.json", "application/fhir+json", key=f"share_fhir_{nhs}")
+        f"care_plan_{nhs}.json", "application/fhir+json", key=f"share_fhir_{nhs}", on_click="ignore")
 
 
 def meeting_section(record: dict) -> None:
