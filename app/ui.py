@@ -24,7 +24,7 @@ from app.services import patients
 from app.services.access import AccessDenied, CurrentUser
 from app.services.careplans import PLAN_STATUS_LABELS
 from app.settings import REPO_ROOT, database_url
-from app.store import CaseloadAssignment, CarePlanHistory, LeadProfessionalHistory, ScoreRun
+from app.store import CaseloadAssignment, CarePlanHistory, CohortDecisionHistory, LeadProfessionalHistory, ScoreRun
 
 USER_KEY = "user"
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -86,6 +86,7 @@ def data_version() -> tuple:
             session.scalar(select(func.count()).select_from(CarePlanHistory)),
             session.scalar(select(func.count()).select_from(LeadProfessionalHistory)),
             session.scalar(select(func.coalesce(func.sum(CaseloadAssignment.version), 0))),
+            session.scalar(select(func.count()).select_from(CohortDecisionHistory)),
         )
 
 

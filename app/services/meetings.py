@@ -182,8 +182,7 @@ class AgendaAddition:
         return text
 
 
-def add_to_agenda(session: Session, user: CurrentUser, meeting_id: Any, nhs_numbers: Iterable[str],
-                  *, at: datetime | None = None) -> AgendaAddition:
+def add_to_agenda(session: Session, user: CurrentUser, meeting_id: Any, nhs_numbers: Iterable[str]) -> AgendaAddition:
     """Add people to a meeting's agenda: the people this user may put on it are added (in the order
     given), people already on it are skipped, and each refused person is named with the reason."""
     require_write_session(session)
