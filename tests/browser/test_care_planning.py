@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from browser_support import ARTIFACTS, Journey
+from .browser_support import ARTIFACTS, Journey
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
