@@ -105,6 +105,7 @@ def walk(journey: Journey, person: dict, context) -> None:
     journey.sign_in(person["mdt"])
     page.get_by_role("heading", name="MDT meetings").wait_for()
     page.get_by_text("Create a meeting").click()
+    pick(journey, "Practice", person["practice"])
     page.get_by_role("button", name="Create meeting").click()
     page.get_by_text("Meeting created for").wait_for(timeout=30_000)
     journey.settle()
