@@ -109,13 +109,14 @@ def _trend(engine, user) -> pd.DataFrame:
     (True, "exclude", {"reason": "not_appropriate", "note": "  "}, "Say why in the note"),
     (True, "exclude", {"reason": "declined", "review_on": date.today()}, "review date after today"),
     (True, "exclude", {"reason": "declined", "flags": ["dementia", "care_home", "top_2pct"]}, "not flagged as"),
+    (True, "exclude", {"reason": "declined", "flags": []}, "Choose the flags"),
     (False, "ended", {}, "no decision in force"),
     (False, "maybe", {}, "include, exclude or ended"),
 ])
 def test_decisions_the_rules_refuse_are_one_sentence_and_write_nothing(loaded_engine, users, flagged, decision,
                                                                        fields, message):
     person = _people(loaded_engine, "P001", flagged=flagged, flag="age_60_plus" if flagged else None)[0]
-    if "flags" in fields:  # a flag this person does not have
+    if fields.get("flags"):  # a flag this person does not have
         with session_scope(loaded_engine) as session:
             held = patients.patient_record(session, users["practice1"], person)["score"]["flags"]
         fields = {**fields, "flags": [f for f in fields["flags"] if f not in held][:1]}

@@ -115,7 +115,9 @@ def _clean(session: Session, nhs_number: str, decision: str, reason, note, revie
         reasons = EXCLUDE_REASONS
         if not held:
             raise InvalidDecision("Only a flagged person can be excluded; this person has no flag in the current score run.")
-        flags = list(dict.fromkeys(flags or held))
+        flags = list(dict.fromkeys(held if flags is None else flags))
+        if not flags:
+            raise InvalidDecision("Choose the flags this person is to be excluded from.")
         if not set(flags) <= set(held):
             other = ", ".join(labels.get(f, f) for f in flags if f not in held)
             raise InvalidDecision(f"This person is not flagged as {other}, so they cannot be excluded from it.")
