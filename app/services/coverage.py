@@ -54,14 +54,16 @@ def _raw_counts(session: Session, user: CurrentUser, run: ScoreRun | None, today
         .outerjoin(CarePlan, CarePlan.nhs_number == Score.nhs_number)
         .outerjoin(LeadProfessional, LeadProfessional.nhs_number == Score.nhs_number)
         .outerjoin(CohortDecision, CohortDecision.nhs_number == Score.nhs_number)
-        .where(Score.run_id == run.id, cohort.in_programme())
+        .where(Score.run_id == run.id)
         .group_by(Score.practice_code)
     )
     practices = aggregate_practice_codes(session, user)
     if practices is not None:
         query = query.where(Score.practice_code.in_(practices))
-    frame = pd.DataFrame(session.execute(query).mappings().all(), columns=columns)
-    return frame.fillna(0)
+    parts = [pd.DataFrame(session.execute(query.where(part)).mappings().all(), columns=columns)
+             for part in cohort.programme_parts(session, run)]
+    frame = pd.concat([part for part in parts if not part.empty] or parts[:1])
+    return frame.fillna(0).groupby("practice_code", as_index=False).sum()
 
 
 def _disclose(long: pd.DataFrame, run: ScoreRun | None) -> pd.DataFrame:
