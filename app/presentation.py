@@ -109,14 +109,3 @@ def user_name(display_names: dict[str, str], username: str | None) -> str:
         return "Proactive Care (automatic)"
     return display_names.get(username, str(username))
 
-
-_MARKDOWN_PUNCTUATION = set("\\`*_{}[]()#+-.!|<>~$:=\"'&")
-
-
-def plain_text(value: str | None, missing: str = "") -> str:
-    """Record text (a note, a goal, a name typed by a colleague) shown inside Markdown as exactly
-    what was typed: every punctuation mark Markdown, Streamlit's colour/icon shortcodes or LaTeX could
-    read is escaped, so text can never become a link, a heading or an image."""
-    if _missing(value):
-        return missing
-    return "".join(f"\\{ch}" if ch in _MARKDOWN_PUNCTUATION else ch for ch in str(value)).replace("\n", "  \n")

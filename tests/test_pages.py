@@ -212,7 +212,7 @@ def test_meeting_created_and_outcome_recorded_from_the_page(engine):
     open_page(at, "high_risk_list")
     at.selectbox(key="open_from_list").select(person).run()
     at.button(key="add_to_agenda").click().run()
-    assert "Added 1 person to the agenda." in texts(at.success)
+    assert "Added 1 person to the agenda" in texts(at.success)
     open_page(at, "meetings")
     keyed(at.radio, "outcome_").set_value("lead_assigned")
     keyed(at.text_input, "outcome_lead_").input("Sam Patel")

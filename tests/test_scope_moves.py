@@ -14,7 +14,7 @@ from app.load import load
 from app.services import caseload, documents, meetings, patients
 from app.services.access import AccessDenied
 from app.store import AuditEvent, Score, ScoreRun
-from conftest import make_records, make_scores
+from conftest import make_records, make_scores, write_score_file
 from features.records import write_records
 
 MEETING_DAY = date.today() + timedelta(days=7)
@@ -46,7 +46,7 @@ def _reregister(url: str, tiny_inputs: dict, tmp_path, movers: list[str]) -> Non
     moving = records.patients["nhs_number"].isin(movers)
     records.patients.loc[moving, ["practice_code", "pcn_code"]] = ["P003", "N02"]
     write_records(records, tmp_path / "moved")
-    make_scores(records).to_parquet(tmp_path / "moved.parquet", index=False)
+    write_score_file(make_scores(records), tmp_path / "moved.parquet", tiny_inputs["model"])
     load(tmp_path / "moved", tmp_path / "moved.parquet", tiny_inputs["model"], url, progress=False)
 
 

@@ -10,6 +10,7 @@ from app.exports import to_csv_bytes, to_excel_bytes
 from app.services import meetings, patients
 from app.services.access import check_person_access
 from app.services.careplans import PLAN_STATUS_LABELS
+from app.text_safety import markdown_text
 
 PICK_LIMIT = 1000
 
@@ -113,7 +114,7 @@ with right:
         if st.button(f"Add {len(to_add)} selected to the agenda", key="add_to_agenda"):
             with ui.show_errors():
                 added = ui.write(meetings.add_to_agenda, meeting_id, to_add)
-                (st.warning if added.refused else st.success)(added.sentence())
+                (st.warning if added.refused else st.success)(markdown_text(added.sentence()))
 
 export = shown.assign(**{"Risk": (shown["Risk"] * 100).round(1)}).rename(columns={"Risk": "Risk (%)"})
 with st.container(horizontal=True):  # files are built only when a button is clicked

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.text_safety import markdown_text
 from app.pages.parts import care_sections
 from app.services import documents, meetings
 from app.services.careplans import LEAD_PROFESSIONAL_ROLES, StaleEditError
@@ -89,20 +90,20 @@ st.dataframe(pd.DataFrame({
 st.subheader("Work through the agenda")
 for item in items.itertuples():
     done = isinstance(item.outcome, str)
-    title = f"{item.position}. {item.name}: " + (meetings.OUTCOMES[item.outcome] if done else "not discussed yet")
+    title = f"{item.position}. {markdown_text(item.name)}: " + (meetings.OUTCOMES[item.outcome] if done else "not discussed yet")
     with st.expander(title, expanded=False):
         st.markdown(f"**Why on the list:** {', '.join(item.flag_labels) or 'Not flagged'}"
-                    + (f" ({item.judgement})" if item.judgement else "") + f". {item.frailty}. "
+                    + (f" ({markdown_text(item.judgement)})" if item.judgement else "") + f". {item.frailty}. "
                     + presentation.risk_in_words(item.probability) + ".")
         if item.reasons:
-            st.markdown("**Main reasons:** " + "; ".join(item.reasons))
+            st.markdown("**Main reasons:** " + "; ".join(markdown_text(r) for r in item.reasons))
         st.markdown(f"**Care plan:** {ui.plan_label(item.plan_status)}"
                     + (f", next review {presentation.day(item.next_review)}" if isinstance(item.next_review, date) else "")
                     + ("" if item.has_contingency or item.plan_status == "none" else ". No contingency plan yet."))
-        st.markdown("**What matters to them:** " + presentation.plain_text(_text(item.what_matters), "Not written down yet"))
+        st.markdown("**What matters to them:** " + (markdown_text(_text(item.what_matters)) or "Not written down yet"))
         if item.open_actions:
             st.markdown("**Open actions:**\n" + "\n".join(
-                f"- {presentation.plain_text(a['action'])}: {presentation.plain_text(a['owner'])}, "
+                f"- {markdown_text(a.get('action'))}: {markdown_text(a.get('owner'))}, "
                 f"due {presentation.day(a.get('due'), missing='no date')}" for a in item.open_actions))
         st.markdown("**Last assessment:** " + (
             presentation.day(item.last_assessed_on) + (f"; needs action on {', '.join(item.needs_action)}" if item.needs_action else "")

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.text_safety import markdown_text
 from app.pages.parts import care_sections, plan_form
 from app.services import patients
 from features.flags import EFI_CATEGORY_LABELS
@@ -41,10 +42,10 @@ score = record["score"]
 labels = record["group_labels"]  # each flag as the current run words it ("Top 1.3% risk")
 
 # --- who -------------------------------------------------------------------------------------
-st.subheader(presentation.person_name(record["given_name"], record["family_name"]))
+st.subheader(markdown_text(presentation.person_name(record["given_name"], record["family_name"])))
 facts = [f"NHS number {presentation.nhs_number(nhs)}",
          f"born {presentation.day(record['date_of_birth'])} (age {record['age']})",
-         "female" if record["sex"] == "F" else "male", f"{record['practice_name'] or record['practice_code']}"]
+         "female" if record["sex"] == "F" else "male", markdown_text(record['practice_name'] or record['practice_code'])]
 if record["care_home"]:
     facts.append("lives in a care home")
 if score is not None and score["efi_category"]:
@@ -72,7 +73,7 @@ with right:
     st.markdown("**Why this score** (largest contributions first)")
     reasons = record["reasons"]  # dicts with "text" and, from the model, "contribution"
     if reasons:
-        st.markdown("\n".join(f"{i}. {r['text']}" for i, r in enumerate(reasons, 1)))
+        st.markdown("\n".join(f"{i}. {markdown_text(r['text'])}" for i, r in enumerate(reasons, 1)))
     else:
         st.caption("No reasons recorded for this person (the score run explained only its highest-risk people).")
     weighed = [r for r in reasons if isinstance(r.get("contribution"), (int, float))]

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.text_safety import markdown_text
 from app.db import session_scope
 from app.services import assessments, cohort, documents, meetings
 from app.services.careplans import StaleEditError
@@ -25,7 +26,7 @@ def _decision_words(decision: dict, labels: dict) -> str:
         flags = ", ".join(labels.get(f, f) for f in decision["flags"])
         text = f"Excluded from the programme by clinical judgement ({flags}): {reason}."
     if decision["note"]:
-        text += f" Note: {presentation.plain_text(decision['note'])}"
+        text += f" Note: {markdown_text(decision['note'])}"
     return text + f" Review by {presentation.day(decision['review_on'])}."
 
 
@@ -35,7 +36,7 @@ def judgement_section(user, record: dict, labels: dict, names: dict) -> None:
     if decision["in_force"]:
         (st.warning if decision["review_due"] else st.info)(
             _decision_words(decision, labels) + (" This review is overdue." if decision["review_due"] else "")
-            + f" Recorded by {presentation.user_name(names, decision['updated_by'])} on {presentation.day(decision['decided_on'])}.")
+            + f" Recorded by {markdown_text(presentation.user_name(names, decision['updated_by']))} on {presentation.day(decision['decided_on'])}.")
     title = "Clinical judgement: add to or exclude from the programme"
     with st.expander(title, expanded=False):
         if not user.can(Permission.JUDGE_COHORT):
@@ -90,10 +91,10 @@ def assessment_section(record: dict, names: dict) -> None:
     found = record["assessments"]
     if found:
         latest = found[0]
-        st.caption(f"Latest: {presentation.day(latest['assessed_on'])} by {latest['assessor_name']} "
-                   f"({latest['assessor_role']}), recorded by {presentation.user_name(names, latest['recorded_by'])}.")
+        st.caption(f"Latest: {presentation.day(latest['assessed_on'])} by {markdown_text(latest['assessor_name'])} "
+                   f"({latest['assessor_role']}), recorded by {markdown_text(presentation.user_name(names, latest['recorded_by']))}.")
         if latest["what_matters"]:
-            st.markdown("**What matters to the person:** " + presentation.plain_text(latest["what_matters"]))
+            st.markdown("**What matters to the person:** " + markdown_text(latest["what_matters"]))
         st.dataframe(pd.DataFrame([{
             "Area": domain.label, "Item": item.label,
             "Finding": assessments.FINDINGS[(latest["findings"].get(item.name) or {}).get("finding", "not_assessed")],
@@ -101,7 +102,7 @@ def assessment_section(record: dict, names: dict) -> None:
         } for domain in assessments.DOMAINS for item in domain.items]), hide_index=True, width="stretch")
         if len(found) > 1:
             st.caption("Earlier: " + "; ".join(
-                f"{presentation.day(a['assessed_on'])} by {a['assessor_name']}"
+                f"{presentation.day(a['assessed_on'])} by {markdown_text(a['assessor_name'])}"
                 + (f" (needs action: {', '.join(assessments.needing_action(a))})" if assessments.needing_action(a) else "")
                 for a in found[1:]))
     else:
@@ -177,4 +178,4 @@ def meeting_section(record: dict) -> None:
         if st.button("Add to the agenda", key=f"patient_agenda_add_{nhs}"):
             with ui.show_errors():
                 added = ui.write(meetings.add_to_agenda, meeting_id, [nhs])
-                (st.warning if added.refused else st.success)(added.sentence())
+                (st.warning if added.refused else st.success)(markdown_text(added.sentence()))

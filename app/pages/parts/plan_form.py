@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import presentation, ui
+from app.text_safety import markdown_text
 from app.services import careplans, plan_content
 from app.services.careplans import CLOSE_REASONS, LEAD_PROFESSIONAL_ROLES, SAVED_STATUSES, StaleEditError
 from app.settings import review_interval_days
@@ -50,8 +51,8 @@ def lead_section(nhs: str, current: dict, names: dict) -> None:
     st.subheader("Lead professional")
     base = st.session_state.setdefault(f"lead_base_{nhs}", current)
     if current["name"]:
-        st.caption(f"Now: {current['name']} ({current['role']}), named by "
-                   f"{presentation.user_name(names, current['updated_by'])} on {presentation.day(current['updated_at'])}.")
+        st.caption(f"Now: {markdown_text(current['name'])} ({current['role']}), named by "
+                   f"{markdown_text(presentation.user_name(names, current['updated_by']))} on {presentation.day(current['updated_at'])}.")
     else:
         st.caption("Nobody assigned yet.")
     with st.form(f"lead_form_{nhs}_{base['version']}"):
@@ -118,14 +119,14 @@ def plan_section(nhs: str, plan: dict) -> None:
     today = date.today()
     overdue = plan_content.overdue_items(plan["actions"], today) + plan_content.overdue_items(plan["follow_ups"], today)
     if overdue:
-        st.warning("Overdue: " + "; ".join(f"{i.get('action') or i.get('what')} (due {presentation.day(i['due'])})"
+        st.warning("Overdue: " + "; ".join(f"{markdown_text(i.get('action') or i.get('what'))} (due {presentation.day(i['due'])})"
                                            for i in overdue))
     coming = sorted(plan_content.open_items(plan["actions"]) + plan_content.open_items(plan["follow_ups"]),
                     key=lambda i: str(i.get("due") or ""))
     if coming:
         st.markdown("**What happens next:**\n" + "\n".join(
-            f"- {presentation.day(i.get('due'), missing='no date')}: {presentation.plain_text(i.get('action') or i.get('what'))} "
-            f"({presentation.plain_text(i.get('owner') or i.get('who'))})" for i in coming))
+            f"- {presentation.day(i.get('due'), missing='no date')}: {markdown_text(i.get('action') or i.get('what'))} "
+            f"({markdown_text(i.get('owner') or i.get('who'))})" for i in coming))
     if plan["version"] and not plan_content.has_contingency(plan["contingency"]):
         st.info("This plan has no contingency plan yet: who the person calls in the day and at night instead of 999.")
     base = st.session_state.setdefault(f"plan_base_{nhs}", plan)
