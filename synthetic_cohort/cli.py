@@ -25,8 +25,13 @@ def _validate(args: argparse.Namespace) -> int:
 
     report = validate_population(args.directory, args.profile)
     print(report.table_text())
+    if report.centiles:
+        print("\n" + report.centiles_text())
     print(f"\n{report.passed} of {report.measured} targets pass ({report.pass_share:.0%}). "
           f"Wrote {report.json_path} and {report.html_path}.")
+    if report.implausible_people:  # a count no clinician would believe: the records are wrong, say so and fail
+        print("Implausible counts in the records:\n" + "\n".join(report.implausible_people), file=sys.stderr)
+        return 1
     return 0
 
 

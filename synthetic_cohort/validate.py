@@ -21,6 +21,8 @@ from sklearn.metrics import roc_auc_score
 
 from features.conditions import CONDITION_CODES, CONDITION_LABELS
 from features.errors import UserInputError
+from features.records import nhs_number_keys
+from synthetic_cohort.distributions import Use, centile_table, read_use, use_measures
 from synthetic_cohort.generate import GENERATION_FILE
 from synthetic_cohort.profile import load_profile
 
@@ -30,9 +32,14 @@ ADMISSION_BANDS = {"0_19": (0, 20), "20_37": (20, 38), "38_52": (38, 53), "53_66
 EFI_CATEGORIES = ("fit", "mild", "moderate", "severe")
 EFI_CUTS = (0.12, 0.24, 0.36)
 # Contact kinds with a published rate per person-year (encounter kind -> measure name).
-CONTACT_KINDS = {"gp_consultation": "gp_appointments", "outpatient": "outpatient_attendances"}
+CONTACT_KINDS = {"gp_consultation": "gp_appointments", "outpatient": "outpatient_attendances",
+                 "ae_attendance": "ae_attendances"}
 AGE_BANDS = [0, 18, 30, 40, 50, 60, 70, 80, 90, 200]
 AGE_LABELS = ["0-17", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90+"]
+
+
+AT_MOST = "at most"  # a target that is a ceiling ("fewer than"), not a value ± tolerance
+PLAUSIBLE_MAXIMUM = "plausible maximum"  # a ceiling on one person's count: above it the records are wrong
 
 
 @dataclass
@@ -42,10 +49,19 @@ class Check:
     value: float
     tolerance: float
     source: str
+    comparison: str = "within"
 
     @property
     def passed(self) -> bool:
-        return bool(np.isfinite(self.value) and abs(self.value - self.target) <= self.tolerance + 1e-12)
+        if not np.isfinite(self.value):
+            return False
+        if self.comparison in (AT_MOST, PLAUSIBLE_MAXIMUM):
+            return bool(self.value <= self.target + 1e-12)
+        return bool(abs(self.value - self.target) <= self.tolerance + 1e-12)
+
+    @property
+    def allowed(self) -> str:
+        return "at most" if self.comparison in (AT_MOST, PLAUSIBLE_MAXIMUM) else "±" + _fmt(self.tolerance)
 
 
 @dataclass
@@ -56,6 +72,9 @@ class Report:
     json_path: str = ""
     html_path: str = ""
     notes: list[str] = field(default_factory=list)
+    centiles: dict[str, dict[str, float]] = field(default_factory=dict)  # count -> median, 99th, 99.9th, maximum
+    centile_year: int = 0
+    implausible_people: list[str] = field(default_factory=list)  # one sentence per exceeded plausible maximum
 
     @property
     def measured(self) -> int:
@@ -72,18 +91,36 @@ class Report:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
+    def implausible(self) -> list[Check]:
+        """Plausible maxima exceeded: some person's count is one no clinician would believe."""
+        return [c for c in self.failures() if c.comparison == PLAUSIBLE_MAXIMUM]
+
     def table_text(self) -> str:
         width = max(len(c.name) for c in self.checks)
         lines = [f"{'target':<{width}}  {'published':>10}  {'generated':>10}  {'tolerance':>9}  result"]
         for c in self.checks:
-            lines.append(f"{c.name:<{width}}  {_fmt(c.target):>10}  {_fmt(c.value):>10}  {'±' + _fmt(c.tolerance):>9}  "
+            lines.append(f"{c.name:<{width}}  {_fmt(c.target):>10}  {_fmt(c.value):>10}  {c.allowed:>9}  "
                          f"{'pass' if c.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+    def centiles_text(self) -> str:
+        """Per-person counts in the last year: median, 99th and 99.9th centile, maximum."""
+        if not self.centiles:
+            return ""
+        width = max(len(name) for name in self.centiles)
+        columns = list(next(iter(self.centiles.values())))
+        lines = [f"Per person in {self.centile_year} (people on the list on 1 January; repeat medicines: adults)",
+                 f"{'count':<{width}}  " + "  ".join(f"{c:>8}" for c in columns)]
+        for name, values in self.centiles.items():
+            lines.append(f"{name:<{width}}  " + "  ".join(f"{_fmt(values[c]):>8}" for c in columns))
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {"profile": self.profile, "directory": self.directory, "measured": self.measured,
                 "passed": self.passed, "pass_share": round(self.pass_share, 4), "notes": self.notes,
-                "checks": [asdict(c) | {"passed": c.passed} for c in self.checks]}
+                "checks": [asdict(c) | {"passed": c.passed} for c in self.checks],
+                "centiles": {"year": self.centile_year, "counts": self.centiles},
+                "implausible": self.implausible_people}
 
 
 def _fmt(x: float) -> str:
@@ -102,6 +139,8 @@ class Measured:
     died: pd.Series                # died in the year
     truth: pd.Series | None        # generator's probability for the year
     contacts: dict[str, pd.Series]  # GP appointments and outpatient attendances in the year per person
+    use: Use | None = None         # every encounter kind per person, this year and the year before
+    last_age: pd.Series | None = None  # ages of the year before's list on its 1 January
 
 
 def measure(directory: Path) -> Measured:
@@ -110,8 +149,7 @@ def measure(directory: Path) -> Measured:
         if (directory / "truth.parquet").exists() else int(pd.to_datetime(
             pq.read_table(directory / "encounters.parquet", columns=["date"]).column("date").to_pandas()).max().year)
     jan1, next_jan1 = pd.Timestamp(year, 1, 1), pd.Timestamp(year + 1, 1, 1)
-    on_list = ((patients["registered_from"] <= jan1) & (patients["registered_to"].isna() | (patients["registered_to"] > jan1))
-               & (patients["date_of_death"].isna() | (patients["date_of_death"] > jan1)))
+    on_list = _on_list(patients, jan1)
     people = patients.loc[on_list].set_index("nhs_number")
     frame = pd.DataFrame(index=people.index)
     frame["age"] = (jan1 - people["date_of_birth"]).dt.days / 365.25
@@ -127,14 +165,18 @@ def measure(directory: Path) -> Measured:
         frame[f"ltc_{code}"] = flags[code].to_numpy()
     frame["n_ltc"] = flags.sum(axis=1).to_numpy()
     frame["n_mental"] = flags[sorted(MENTAL)].sum(axis=1).to_numpy()
-    observations = pd.read_parquet(directory / "observations.parquet", filters=[("code", "==", "efi"), ("date", "==", jan1)])
-    frame["efi"] = observations.set_index("nhs_number")["value"].reindex(frame.index)
-    encounters = pd.read_parquet(directory / "encounters.parquet", columns=["nhs_number", "kind"],
-                                 filters=[("kind", "in", ["emergency_admission", *CONTACT_KINDS]),
-                                          ("date", ">=", jan1), ("date", "<", next_jan1)])
-    counts = {kind: encounters.loc[encounters["kind"] == kind, "nhs_number"].value_counts().reindex(frame.index, fill_value=0)
-              for kind in ["emergency_admission", *CONTACT_KINDS]}
-    admissions = counts.pop("emergency_admission")
+    observations = pd.read_parquet(directory / "observations.parquet", filters=[("date", "==", jan1)])
+    for code in ("efi", "repeat_medicines"):
+        of_code = observations.loc[observations["code"] == code]
+        frame[code] = of_code.set_index("nhs_number")["value"].reindex(frame.index)
+    last_jan1 = pd.Timestamp(year - 1, 1, 1)
+    last_list = patients.loc[_on_list(patients, last_jan1)].set_index("nhs_number")
+    last_age = (last_jan1 - last_list["date_of_birth"]).dt.days / 365.25
+    use = read_use(directory, year, pd.Index(nhs_number_keys(pd.Series(frame.index))),
+                   pd.Index(nhs_number_keys(pd.Series(last_list.index))))
+    use.this_year.index, use.last_year.index = frame.index, last_list.index
+    counts = {kind: use.this_year[kind] for kind in CONTACT_KINDS}
+    admissions = use.this_year["emergency_admission"]
     leaves = people["registered_to"].fillna(next_jan1).clip(upper=next_jan1)
     exposure = (leaves - jan1).dt.days / (next_jan1 - jan1).days
     died = people["date_of_death"].between(jan1, next_jan1, inclusive="left")
@@ -142,7 +184,30 @@ def measure(directory: Path) -> Measured:
     if (directory / "truth.parquet").exists():
         t = pd.read_parquet(directory / "truth.parquet", filters=[("year", "==", year)])
         truth = t.set_index("nhs_number")["probability"].reindex(frame.index)
-    return Measured(year, frame, admissions, exposure, died, truth, counts)
+    return Measured(year, frame, admissions, exposure, died, truth, counts, use, last_age)
+
+
+def _implausible_people(report: Report, m: Measured) -> list[str]:
+    """Who holds each count above its plausible maximum, in one sentence each."""
+    sentences = []
+    for check in report.implausible():
+        kind = check.name.removeprefix("most in any 12 months ").replace(" ", "_")
+        if m.use is not None and kind in m.use.window_maximum:
+            count, key = m.use.window_maximum[kind]
+            sentences.append(f"NHS number {key:010d} has {count} {kind.replace('_', ' ')}s in one 12-month window; "
+                             f"more than {check.target:.0f} is not plausible.")
+        elif "repeat_medicines" in m.people and kind == "most_repeat_medicines":
+            person = m.people["repeat_medicines"].idxmax()
+            sentences.append(f"NHS number {person} has {m.people.loc[person, 'repeat_medicines']:.0f} repeat medicines "
+                             f"on 1 January {m.year}; more than {check.target:.0f} is not plausible.")
+        else:
+            sentences.append(f"{check.name}: {_fmt(check.value)}, more than the plausible {_fmt(check.target)}.")
+    return sentences
+
+
+def _on_list(patients: pd.DataFrame, day: pd.Timestamp) -> pd.Series:
+    return ((patients["registered_from"] <= day) & (patients["registered_to"].isna() | (patients["registered_to"] > day))
+            & (patients["date_of_death"].isna() | (patients["date_of_death"] > day)))
 
 
 def _efi_category(efi: pd.Series) -> pd.Series:
@@ -204,7 +269,7 @@ def measures(m: Measured) -> dict[str, float]:
     out["care_home_percent_65_plus"] = 100 * float(p["care_home"][old].mean())
     out["care_home_residents_percent_85_plus"] = 100 * float((age[p["care_home"]] >= 85).mean())
     for sex, is_female in (("male", False), ("female", True)):
-        for anchor in (60, 70, 80, 85, 90):
+        for anchor in (50, 60, 70, 80, 85, 90):
             band = (p["female"] == is_female) & (age >= anchor - 2) & (age < anchor + 3)
             out[f"deaths_{sex}_{anchor}"] = float(m.died[band].mean())
     if m.truth is not None:
@@ -212,6 +277,8 @@ def measures(m: Measured) -> dict[str, float]:
         out["oracle_auroc"] = float(roc_auc_score(m.admissions[known] > 0, m.truth[known]))
     for code in CONDITION_CODES:
         out[f"prevalence_{code}"] = 100 * float(p[f"ltc_{code}"].mean())  # replaced below by the QOF denominators
+    if m.use is not None:
+        out.update(use_measures(p, m.last_age, m.use, m.exposure))
     return out
 
 
@@ -238,7 +305,7 @@ def build_checks(m: Measured, profile: dict) -> list[Check]:
         if "skip" in target:
             continue
         checks.append(Check(name.replace("_", " "), float(target["value"]), float(values.get(name, np.nan)),
-                            float(target["tolerance"]), target["source"]))
+                            float(target.get("tolerance", 0.0)), target["source"], target.get("comparison", "within")))
     return checks
 
 
@@ -300,17 +367,37 @@ def plots(m: Measured, profile: dict) -> dict[str, str]:
     ax.set_ylabel("emergency admissions per 1,000 per year"), ax.legend()
     ax.set_title(f"Emergency admissions by age, {m.year}")
     images["Admissions per 1,000 by age"] = _png(fig)
+
+    if m.use is not None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for kind in m.use.this_year.columns:
+            counts = np.sort(m.use.this_year[kind].to_numpy())
+            at_least = np.arange(1, counts.max() + 1) if counts.max() > 0 else np.array([1])
+            share = 1 - np.searchsorted(counts, at_least, side="left") / max(counts.size, 1)
+            ax.step(at_least, np.maximum(share, 1e-9), where="post", label=kind.replace("_", " "))
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_ylim(bottom=0.5 / max(len(p), 1))
+        ax.set_xlabel("encounters in the year (at least)"), ax.set_ylabel("share of people"), ax.legend(fontsize=8)
+        ax.set_title(f"How many people reach each yearly count, {m.year}")
+        images["Tails of yearly counts"] = _png(fig)
     return images
 
 
 def write_html(report: Report, images: dict[str, str], path: Path) -> None:
     rows = "".join(
         f"<tr class={'pass' if c.passed else 'fail'}><td>{html.escape(c.name)}</td><td>{_fmt(c.target)}</td>"
-        f"<td>{_fmt(c.value)}</td><td>±{_fmt(c.tolerance)}</td><td>{'pass' if c.passed else 'FAIL'}</td>"
+        f"<td>{_fmt(c.value)}</td><td>{html.escape(c.allowed)}</td><td>{'pass' if c.passed else 'FAIL'}</td>"
         f"<td>{html.escape(c.source)}</td></tr>" for c in report.checks)
     figures = "".join(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
                       for title, data in images.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    centiles = ""
+    if report.centiles:
+        columns = list(next(iter(report.centiles.values())))
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_fmt(v[c])}</td>" for c in columns) + "</tr>"
+                       for name, v in report.centiles.items())
+        centiles = (f"<h2>Per person in {report.centile_year}</h2><p>People on the list on 1 January; repeat "
+                    f"medicines among adults.</p><table><tr><th>count</th>{head}</tr>{body}</table>")
     path.write_text(f"""<!doctype html><html lang="en"><meta charset="utf-8">
 <title>Synthetic population validation ({html.escape(report.profile)})</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 8px;font-size:13px}}
@@ -319,7 +406,7 @@ tr.fail td{{background:#fde2e2}}img{{max-width:100%}}</style>
 <p>{report.passed} of {report.measured} measurable targets pass ({report.pass_share:.0%}). Records: {html.escape(report.directory)}.</p>
 <ul>{notes}</ul>
 <table><tr><th>target</th><th>published</th><th>generated</th><th>tolerance</th><th>result</th><th>source</th></tr>{rows}</table>
-{figures}</html>""")
+{centiles}{figures}</html>""")
 
 
 def validate_population(directory: str | Path, profile: str | None = None, with_plots: bool = True) -> Report:
@@ -332,6 +419,9 @@ def validate_population(directory: str | Path, profile: str | None = None, with_
     settings = load_profile(profile)
     m = measure(directory)
     report = Report(profile, str(directory), build_checks(m, settings))
+    if m.use is not None:
+        report.centiles, report.centile_year = centile_table(m.people, m.use), m.year
+    report.implausible_people = _implausible_people(report, m)
     report.notes = [
         f"Measured on the {len(m.people):,} people on the list on 1 January {m.year}; admissions and deaths over {m.year}.",
         "Multimorbidity is compared as ratios: our list has 18 conditions, Barnett's 40, so absolute shares are lower.",

@@ -143,7 +143,7 @@ def test_validate_writes_table_json_and_html_with_plots(tmp_path, capsys):
     assert report["passed"] == sum(check["passed"] for check in report["checks"])
     diabetes = next(c for c in report["checks"] if c["name"].startswith("prevalence % diabetes"))
     assert 0 < diabetes["value"] < 100
-    assert (tmp_path / "validation.html").read_text().count("data:image/png;base64,") == 4
+    assert (tmp_path / "validation.html").read_text().count("data:image/png;base64,") == 5
     assert not Check("x", target=1.0, value=2.0, tolerance=0.5, source="").passed
     assert Check("x", target=1.0, value=1.4, tolerance=0.5, source="").passed
 
