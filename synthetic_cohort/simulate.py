@@ -22,7 +22,8 @@ from synthetic_cohort.identifiers import draw_names
 from synthetic_cohort.practices import Practices, assign_practices
 from synthetic_cohort.profile import load_profile
 from synthetic_cohort.story import (
-    CONDITION_ORDER, DAYS_PER_YEAR, NEVER, REFERENCE_SEED, REFERENCE_SIZE, Story, _age_group,
+    CONDITION_ORDER, CONTACT_KINDS, CONTACT_RATE_TARGETS, DAYS_PER_YEAR, NEVER, REFERENCE_SEED, REFERENCE_SIZE,
+    USE_PROPENSITY, Story, _age_group,
 )
 
 EPOCH = np.datetime64("1970-01-01", "D")
@@ -85,12 +86,14 @@ def new_people(rng, story: Story, practices: Practices | None, n: int, day: np.n
     w = 0.3 * z + 0.95 * rng.standard_normal(n)
     people = {
         "dob": dob, "female": female, "eth": eth, "imd": imd, "z": z, "w": w,
-        "u_def": rng.random(n), "g_med": rng.gamma(2.0, 0.5, n), "u_med": rng.random(n),
+        "u_def": rng.random(n), "u_med": rng.random(n),
+        "g_med": rng.gamma(profile["medicines"]["tendency_shape"], 1 / profile["medicines"]["tendency_shape"], n),
         "cum_adm": np.zeros(n), "prior": np.zeros(n),
         # Health drifts through the year, not on 1 January: each person's latent state moves once a
         # year on a day of their own (days after 1 January), so an index date sees the current state
         # in the months of records before it.
         "change_day": rng.integers(1, 365, n),
+        **story.draw_use_propensities(rng, n),
     }
     # conditions already present on arrival, in story order; onset dates from the truncated hazard
     eff = story.effective_age(age, imd)
@@ -166,7 +169,9 @@ def _solve_admissions(story: Story, people: dict, day: int) -> None:
     ratio = np.array(adm["deprivation_ratio"])
     # geometric steps between quintiles, scaled so that equal quintiles average the band's rate
     steps = ratio[:, None] ** ((2 - np.arange(5))[None, :] / 4.0)
-    target = np.array(adm["per_1000"])[:, None] / 1000.0 * steps / steps.mean(axis=1, keepdims=True)
+    # the published rates count readmissions too; the level solved here is for admissions before them
+    readmitted = 1 + adm["readmission_within_30_days"]
+    target = np.array(adm["per_1000"])[:, None] / 1000.0 / readmitted * steps / steps.mean(axis=1, keepdims=True)
     story.admission_target_log = np.log(target)
     story.admission_intercept = np.log(target)
     people["prior"] = np.zeros(len(age))
@@ -218,6 +223,38 @@ def _events(rng, person: np.ndarray, counts: np.ndarray, start: np.ndarray, leng
     who = np.repeat(person, counts)
     days = np.repeat(start, counts) + (rng.random(who.size) * np.repeat(length, counts)).astype(np.int64)
     return who, days, np.full(who.size, kind, dtype=np.int8)
+
+
+def _year_of_use(rng, story: Story, enc: list, person, begin, finish, change, states: tuple, state: tuple,
+                 propensity: dict, ndays: int) -> np.ndarray:
+    """A year of emergency admissions (and their readmissions), A&E, outpatient, elective and GP use
+    for ``person`` (on the list from ``begin`` to ``finish``), in two spells: before and after this
+    year's change of latent state (``states``: the state before and after). Appends the encounters to
+    ``enc``; returns each person's emergency admissions."""
+    before_latent, age, female, imd, n_conditions, efi, prior = state
+    contacts = story.profile["contacts"]
+    admissions = np.zeros(person.size)
+    for z, spell_begin, spell_end in ((states[0], begin, np.minimum(finish, change)),
+                                      (states[1], np.maximum(begin, change), finish)):
+        spell = np.maximum(spell_end - spell_begin, 0)
+        spell_fraction = spell / ndays
+        counts = rng.poisson(np.exp(story.capped_admission_log_rate(before_latent, z)) * spell_fraction)
+        admitted = np.repeat(np.arange(person.size), counts)
+        who, days, _ = _events(rng, person, counts, spell_begin, spell, KIND["emergency_admission"])
+        # an emergency readmission within 30 days of some of them (not part of the year's risk of a first one)
+        again = rng.random(who.size) < story.profile["admissions"]["readmission_within_30_days"]
+        again_days = days[again] + rng.integers(1, 31, again.sum())
+        kept = again_days < finish[admitted[again]]
+        np.add.at(counts, admitted[again][kept], 1)
+        who, days = np.concatenate([who, who[again][kept]]), np.concatenate([days, again_days[kept]])
+        admissions += counts
+        enc.append((who, days, np.full(who.size, KIND["emergency_admission"], dtype=np.int8)))
+        via_ae = rng.random(who.size) < contacts["ae_share_of_admissions"]
+        enc.append((who[via_ae], days[via_ae], np.full(via_ae.sum(), KIND["ae_attendance"], dtype=np.int8)))
+        rates = story.contact_rates(age, female, imd, n_conditions, efi, prior, z, propensity)
+        for kind in CONTACT_KINDS:
+            enc.append(_events(rng, person, rng.poisson(rates[kind] * spell_fraction), spell_begin, spell, KIND[kind]))
+    return admissions
 
 
 def simulate_block(story: Story, practices: Practices | None, n_patients: int, seed: int, block: int,
@@ -285,32 +322,12 @@ def simulate_block(story: Story, practices: Practices | None, n_patients: int, s
         has_all = (people["onset"][person] <= jan1).astype(float)
         n_cond = has_all.sum(axis=1)
         efi_all = np.concatenate([efi, new_efi])
-        per_cond = contacts["per_condition_log_rr"] * n_cond
-        age_ae = 1 + 0.5 * (age_all < 5) + 0.3 * ((age_all >= 18) & (age_all < 30)) + 0.6 * (age_all >= 80)
         z_after = rho * people["z"] + np.sqrt(1 - rho ** 2) * rng.standard_normal(len(people["z"]))
         change = jan1 + people["change_day"][person]
-        admissions = np.zeros(person.size)
-        # two spells: before and after this year's change of latent state
-        for z, spell_begin, spell_end in ((p_all["z"], begin, np.minimum(finish, change)),
-                                          (z_after[person], np.maximum(begin, change), finish)):
-            spell = np.maximum(spell_end - spell_begin, 0)
-            spell_fraction = spell / ndays
-            rate = np.exp(story.capped_admission_log_rate(before_latent_all, z))
-            spell_admissions = rng.poisson(rate * spell_fraction)
-            admissions += spell_admissions
-            who, days, kinds = _events(rng, person, spell_admissions, spell_begin, spell, KIND["emergency_admission"])
-            enc.append((who, days, kinds))
-            via_ae = rng.random(who.size) < contacts["ae_share_of_admissions"]
-            enc.append((who[via_ae], days[via_ae], np.full(via_ae.sum(), KIND["ae_attendance"], dtype=np.int8)))
-            latent = contacts["latent_log_rr"] * z
-            ae_rate = contacts["ae_base"] * age_ae * np.exp(latent + 0.6 * story.dep_score(p_all["imd"]) + 0.3 * np.minimum(p_all["prior"], 3))
-            op_rate = contacts["outpatient_base"] * np.exp(latent + per_cond + 0.01 * (age_all - 40))
-            el_rate = contacts["elective_base"] * np.exp(per_cond + 0.025 * (age_all - 40))
-            gp_rate = contacts["gp_base"] * np.exp(latent + per_cond + contacts["efi_log_rr_per_unit"] * efi_all
-                                                   + contacts["female_gp_log_rr"] * p_all["female"] + 0.5 * (age_all < 5))
-            for kind, k_rate in (("ae_attendance", ae_rate), ("outpatient", op_rate), ("elective_admission", el_rate),
-                                 ("gp_consultation", gp_rate)):
-                enc.append(_events(rng, person, rng.poisson(k_rate * spell_fraction), spell_begin, spell, KIND[kind]))
+        state = (before_latent_all, age_all, p_all["female"], p_all["imd"], n_cond, efi_all, p_all["prior"])
+        propensity = {key: people[key][person] * yearly for key, yearly in story.draw_yearly_propensities(rng, person.size).items()}
+        admissions = _year_of_use(rng, story, enc, person, begin, finish, change, (p_all["z"], z_after[person]), state,
+                                  propensity, ndays)
         people["prior"][person] = admissions
         people["cum_adm"][person] += admissions
         # new diagnoses during the year
@@ -416,11 +433,28 @@ def _recalibrate(story: Story, result: "BlockResult", day: int) -> None:
     np.add.at(q_sum, cell, q)
     np.add.at(lt_sum, cell, life_table)
     story.death_norm *= np.where(lt_sum > 0, q_sum / np.maximum(lt_sum, 1e-12), 1.0) ** CALIBRATION_DAMPING
+    _solve_contact_levels(story, sub, age, has, efi)
     old = age >= 65
     share = sub["care_home"][old].mean()
     ratio = story.profile["care_home"]["share_65_plus"] / 100.0 / max(share, 1e-6)
     story.care_home_level += np.log(ratio)
     story.care_home_entrants *= ratio
+
+
+def _solve_contact_levels(story: Story, people: dict, age, has, efi) -> None:
+    """GP, outpatient and A&E levels so that the expected contacts per person-year meet the profile's
+    published rates (A&E counting the attendances that come with an emergency admission). Nothing
+    feeds back from these contacts, so one exact step per round suffices."""
+    targets = story.profile["targets"]
+    propensity = {key: people[key] for key, _ in USE_PROPENSITY.values()}
+    rates = story.contact_rates(age, people["female"], people["imd"], has.sum(axis=1), efi, people["prior"],
+                                people["z"], propensity)
+    via_ae = story.profile["contacts"]["ae_share_of_admissions"] * np.exp(admission_log_rate(story, people, age, has, efi))
+    for kind, target_name in CONTACT_RATE_TARGETS.items():
+        target = float(targets[target_name]["value"])
+        with_admissions = via_ae.mean() if kind == "ae_attendance" else 0.0
+        wanted = max(target - with_admissions, 1e-3)
+        story.contact_level[kind] += float(np.log(wanted / max(rates[kind].mean(), 1e-12)))
 
 
 def _cache_key(profile_name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import gammaincinv, ndtr
 
 from features.conditions import CONDITION_CODES, ETHNIC_GROUPS
 from synthetic_cohort.profile import load_profile
@@ -21,6 +22,15 @@ NEVER = np.iinfo(np.int32).max  # "no date" for onset, death, leaving
 REFERENCE_SIZE = 120_000
 REFERENCE_SEED = 20_240_101
 AGE_GROUP_EDGES = (18, 65)  # <18, 18-64, 65+ for age-dependent ethnicity and deprivation
+# Contacts other than emergency admissions, each with the profile's [targets] rate that solves its level.
+CONTACT_KINDS = ("gp_consultation", "outpatient", "ae_attendance", "elective_admission")
+CONTACT_RATE_TARGETS = {"gp_consultation": "gp_appointments_per_person_year",
+                        "outpatient": "outpatient_attendances_per_person_year",
+                        "ae_attendance": "ae_attendances_per_person_year"}
+# Each person's own propensity to use a service (over-dispersion): a gamma with mean 1 and the
+# profile's shape, fixed for the person; the key in a block's people and the profile's shape setting.
+USE_PROPENSITY = {"gp_consultation": ("use_gp", "gp_shape"), "outpatient": ("use_outpatient", "outpatient_shape"),
+                  "ae_attendance": ("use_ae", "ae_shape")}
 
 # Order in which conditions are drawn for people who arrive with a history: a condition can raise the
 # risk of the ones after it ("raises" in the profile); during the simulated years every pair applies.
@@ -130,6 +140,9 @@ class Story:
         adm = self.profile["admissions"]
         self.admission_band_starts = np.array(adm["band_starts"], dtype=float)
         self.admission_intercept = np.zeros((len(adm["band_starts"]), 5))
+        contacts = self.profile["contacts"]
+        # log levels of the contact rates (solved at start-up for kinds with a published rate)
+        self.contact_level = {kind: float(np.log(contacts[f"{kind}_base"])) for kind in CONTACT_KINDS}
         mort = self.profile["mortality"]
         self.mort_ages = np.array(mort["ages"], dtype=float)
         self.mort_log = np.log(np.array([mort["male"], mort["female"]], dtype=float))
@@ -167,8 +180,8 @@ class Story:
                                            + latent["frailty_log_rr"] * z)
         other = np.minimum(np.floor(other + u_def + fr["deficits_per_admission"] * cum_adm), fr["max_other_deficits"])
         base_meds = ((med["base_mean"] + med["per_year_over_30"] * np.maximum(age - 30, 0)) * g_med
-                     * np.exp(latent["medicines_log_rr"] * z))
-        medicines = np.floor(base_meds + has @ self.cond_medicines + u_med)
+                     * self.health_multiplier(z, latent["medicines_health_shape"]))
+        medicines = np.floor(self.saturate(base_meds + has @ self.cond_medicines, med["ceiling"]) + u_med)
         deficits = has @ self.cond_efi + (medicines >= fr["polypharmacy_threshold"]) + other
         return np.minimum(deficits, 36) / 36.0, medicines
 
@@ -201,6 +214,55 @@ class Story:
             later = np.exp(self.capped_admission_log_rate(before_latent, rho * z + np.sqrt(1 - rho**2) * node))
             no_admission_after += weight * np.exp(-later * (1 - share_before_change))
         return 1 - np.exp(-rate_now * share_before_change) * no_admission_after
+
+    # ---- other contacts -----------------------------------------------------------------------
+    def draw_use_propensities(self, rng, n: int) -> dict[str, np.ndarray]:
+        """Each person's own tendency to use GP, outpatient and A&E services, gamma with mean 1:
+        the over-dispersion of real counts (a negative binomial once the Poisson draw is added),
+        with the profile's shapes fitted to the published shares of frequent attenders."""
+        contacts = self.profile["contacts"]
+        return {key: rng.gamma(contacts[shape], 1.0 / contacts[shape], n) for key, shape in USE_PROPENSITY.values()}
+
+    def draw_yearly_propensities(self, rng, n: int) -> dict[str, np.ndarray]:
+        """This year's part of the same tendencies (a bad year with a short illness), drawn afresh each
+        year: frequent attendance is mostly short-lived, only partly a lasting trait."""
+        contacts = self.profile["contacts"]
+        return {key: rng.gamma(contacts[f"yearly_{shape}"], 1.0 / contacts[f"yearly_{shape}"], n)
+                for key, shape in USE_PROPENSITY.values()}
+
+    @staticmethod
+    def health_multiplier(z, shape: float) -> np.ndarray:
+        """The latent state as a multiplier on service use: gamma with mean 1 and ``shape``, a
+        monotone function of z (the gamma quantile of z's normal probability). A sicker state means
+        more contacts, but the tail is a gamma's (as in real counts), not a log-normal's."""
+        return np.maximum(gammaincinv(shape, ndtr(z)) / shape, 1e-12)
+
+    def contact_rates(self, age, female, imd, n_conditions, efi, prior, z, propensity: dict) -> dict[str, np.ndarray]:
+        """Expected contacts of each kind per person-year (A&E without the attendances that lead to an
+        emergency admission, which come with the admission)."""
+        c = self.profile["contacts"]
+        latent = np.log(self.health_multiplier(z, c["health_shape"]))
+        power = c["health_power"]
+        per_condition = c["per_condition_log_rr"] * n_conditions
+        ae_age = np.log(1 + 0.5 * (age < 5) + 0.3 * ((age >= 18) & (age < 30)) + 0.6 * (age >= 80))
+        log_rates = {
+            "ae_attendance": (ae_age + power["ae_attendance"] * latent + c["ae_deprivation_log_rr"] * 2 * self.dep_score(imd)
+                              + c["ae_prior_admission_log_rr"] * np.minimum(prior, 3)),
+            "outpatient": power["outpatient"] * latent + per_condition + 0.01 * (age - 40),
+            "elective_admission": per_condition + 0.025 * (age - 40),
+            "gp_consultation": (power["gp_consultation"] * latent + per_condition + c["efi_log_rr_per_unit"] * efi + c["female_gp_log_rr"] * female
+                                + 0.5 * (age < 5)),
+        }
+        rates = {kind: np.exp(self.contact_level[kind] + log_rate) for kind, log_rate in log_rates.items()}
+        for kind, (key, _) in USE_PROPENSITY.items():
+            rates[kind] = self.saturate(rates[kind] * propensity[key], c[f"{kind}_ceiling"])
+        return rates
+
+    @staticmethod
+    def saturate(rate, ceiling: float):
+        """A rate that rises with need but levels off below ``ceiling`` (a service sees a person only so
+        often): about the rate itself while it is well below the ceiling, never above it."""
+        return ceiling * np.tanh(rate / ceiling)
 
     def _death_band(self, age):
         return np.minimum((age // 5).astype(int), 20)
