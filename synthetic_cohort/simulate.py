@@ -260,7 +260,6 @@ def _year_of_use(rng, story: Story, enc: list, person, begin, finish, change, st
 def simulate_block(story: Story, practices: Practices | None, n_patients: int, seed: int, block: int,
                    block_size: int, start_year: int, end_year: int) -> BlockResult:
     reg = story.profile["registration"]
-    contacts = story.profile["contacts"]
     rho = story.profile["latent"]["persistence"]
     rng = np.random.default_rng(np.random.SeedSequence([seed, block]))
     n = min(block_size, n_patients - block * block_size)
