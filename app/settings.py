@@ -9,12 +9,16 @@
 - ``PROACTIVE_CARE_MIGRATION_DATABASE_URL``: where `db upgrade` connects, if not the app's URL (on
   PostgreSQL, the role that owns the tables; the app's own URL uses a member of proactive_care_app).
 - ``PROACTIVE_CARE_REVIEW_INTERVAL_DAYS``: default gap between care-plan reviews (182 days).
+- ``PROACTIVE_CARE_TODAY``: the app's date (YYYY-MM-DD), in demo mode only, so that a synthetic
+  programme ending at its records' index date is shown as current (due and overdue reviews mean
+  something); production always uses the real date.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 
 from features.errors import UserInputError
@@ -70,3 +74,18 @@ def review_interval_days() -> int:
             f"PROACTIVE_CARE_REVIEW_INTERVAL_DAYS is {raw!r}; it must be a whole number of days above 0."
         )
     return int(raw)
+
+
+def today() -> date:
+    """The app's date: the one owner every service and page reads instead of ``date.today()``."""
+    raw = os.environ.get("PROACTIVE_CARE_TODAY", "").strip()
+    if not raw:
+        return date.today()
+    if not demo_mode():
+        raise UserInputError(
+            "PROACTIVE_CARE_TODAY is set but the mode is production; the app's date can only be moved in demo mode."
+        )
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise UserInputError(f"PROACTIVE_CARE_TODAY is {raw!r}; it must be a date written YYYY-MM-DD.") from None

@@ -23,7 +23,7 @@ from app.db import get_engine, session_scope
 from app.services import patients
 from app.services.access import AccessDenied, CurrentUser
 from app.services.careplans import PLAN_STATUS_LABELS
-from app.settings import REPO_ROOT, database_url
+from app.settings import REPO_ROOT, database_url, today as app_today
 from app.store import CaseloadAssignment, CarePlanHistory, CohortDecisionHistory, LeadProfessionalHistory, ScoreRun
 
 USER_KEY = "user"
@@ -93,7 +93,7 @@ def data_version() -> tuple:
 def cached_read(service: Callable, *args, **kwargs) -> Any:
     """``read`` cached per user, arguments, day and data version (for the expensive lists)."""
     return _cached(service.__module__, service.__name__, require_user(), database_url(), data_version(),
-                   date.today(), args, tuple(sorted(kwargs.items())))
+                   app_today(), args, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=256)

@@ -210,3 +210,23 @@ def test_aggregate_roles_refused_person_level_reads_are_audited(loaded_engine, u
                                   .order_by(AuditEvent.id.desc()).limit(len(refused_reads))).all()
         assert {(d.username, d.role) for d in denials} == {(role_user, role_user)}
         assert "flagged_list" in {d.entity for d in denials}
+
+
+def test_the_apps_date_moves_only_in_demo_mode(monkeypatch):
+    from datetime import date
+
+    from app import settings
+    from features.errors import UserInputError
+
+    monkeypatch.setenv("PROACTIVE_CARE_TODAY", "2026-01-01")
+    monkeypatch.setenv("PROACTIVE_CARE_MODE", "demo")
+    assert settings.today() == date(2026, 1, 1)
+    monkeypatch.setenv("PROACTIVE_CARE_TODAY", "1 Jan")
+    with pytest.raises(UserInputError, match="YYYY-MM-DD"):
+        settings.today()
+    monkeypatch.setenv("PROACTIVE_CARE_TODAY", "2026-01-01")
+    monkeypatch.setenv("PROACTIVE_CARE_MODE", "production")
+    with pytest.raises(UserInputError, match="demo mode"):
+        settings.today()
+    monkeypatch.delenv("PROACTIVE_CARE_TODAY")
+    assert settings.today() == date.today()

@@ -1,10 +1,11 @@
 """Admin audit search and export: who looked at or changed what, and when."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
 from app import ui
+from app.settings import today as app_today
 from app.services import audit
 
 user = ui.page_header("Audit trail", "Every view and change of a person's data, every refusal and sign-in.")
@@ -14,8 +15,8 @@ with st.form("audit_search"):
     username = left.text_input("Username", key="audit_username")
     action = middle.text_input("Action (e.g. view, care_plan_save, access_denied)", key="audit_action")
     entity_id = right.text_input("NHS number or other id", key="audit_entity")
-    since = left.date_input("From", value=date.today() - timedelta(days=30), key="audit_since", format="DD/MM/YYYY")
-    until = middle.date_input("To", value=date.today(), key="audit_until", format="DD/MM/YYYY")
+    since = left.date_input("From", value=app_today() - timedelta(days=30), key="audit_since", format="DD/MM/YYYY")
+    until = middle.date_input("To", value=app_today(), key="audit_until", format="DD/MM/YYYY")
     st.form_submit_button("Search")
 
 events = None

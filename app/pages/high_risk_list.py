@@ -1,7 +1,5 @@
 """Practice high-risk list: filter, sort by risk, open a person, pick people for the next MDT, export."""
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +9,7 @@ from app.services import meetings, patients
 from app.services.access import check_person_access
 from app.services.careplans import PLAN_STATUS_LABELS
 from app.text_safety import markdown_text
+from app.settings import today as app_today
 
 PICK_LIMIT = 1000
 
@@ -100,7 +99,7 @@ with left:
 with right:
     upcoming = pd.DataFrame()
     with ui.show_errors():
-        upcoming = ui.read(meetings.list_meetings, from_date=date.today())
+        upcoming = ui.read(meetings.list_meetings, from_date=app_today())
     to_add = chosen or ([person] if person else [])
     if upcoming.empty:
         st.caption("No upcoming MDT meetings: create one on the MDT meetings page.")

@@ -11,7 +11,7 @@ from app.text_safety import markdown_text
 from app.pages.parts import care_sections
 from app.services import documents, meetings
 from app.services.careplans import LEAD_PROFESSIONAL_ROLES, StaleEditError
-from app.settings import review_interval_days
+from app.settings import review_interval_days, today as app_today
 
 user = ui.person_level_page(
     "MDT meetings",
@@ -23,7 +23,7 @@ user = ui.person_level_page(
 with st.expander("Create a meeting", expanded=False):
     with st.form("new_meeting"):
         practice = st.selectbox("Practice", sorted(user.practice_codes), key="meeting_practice")
-        day = st.date_input("Date", value=date.today() + timedelta(days=7), key="meeting_date", format="DD/MM/YYYY")
+        day = st.date_input("Date", value=app_today() + timedelta(days=7), key="meeting_date", format="DD/MM/YYYY")
         roles = st.multiselect("Who will attend", meetings.ATTENDEE_ROLES, default=["GP", "Social worker"],
                                key="meeting_roles")
         if st.form_submit_button("Create meeting", type="primary"):
@@ -50,7 +50,7 @@ if requested is not None:
         st.session_state.setdefault("meeting_id", int(requested))
     else:
         st.warning(f"Meeting {requested} is not one of your practices' meetings.")
-upcoming = [m for m, d in zip(listed["meeting_id"], listed["meeting_date"]) if d >= date.today()]
+upcoming = [m for m, d in zip(listed["meeting_id"], listed["meeting_date"]) if d >= app_today()]
 default = st.session_state.get("meeting_id", upcoming[0] if upcoming else listed["meeting_id"].iloc[-1])
 meeting_id = st.selectbox("Meeting", list(labels), format_func=labels.get,
                           index=list(labels).index(default) if default in labels else 0)

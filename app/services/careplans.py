@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.settings import today as app_today
 from app.db import require_write_session
 from app.services import audit, plan_content
 from app.services.access import CurrentUser, check_person_access
@@ -103,7 +104,7 @@ def derived_status(status: str | None, next_review: date | None, today: date | N
     The one rule: every view that shows a plan status calls this (or ``derived_statuses``)."""
     if status is None:
         return "none"
-    today = today or date.today()
+    today = today or app_today()
     if status == "agreed" and next_review is not None and next_review < today:
         return "review_due"
     return status

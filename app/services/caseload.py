@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
+from app.settings import today as app_today
 from app.db import require_write_session
 from app.services import audit, plan_content
 from app.services.careplans import StaleEditError, derived_statuses
@@ -115,7 +116,7 @@ def my_caseload(
     limited to their own practices' people.
     """
     require(session, user, Permission.SEE_CASELOADS, doing="see a navigator's caseload")
-    today = today or date.today()
+    today = today or app_today()
     navigator_username = navigator_username or user.username
     if user.can(Permission.HOLD_CASELOAD) and navigator_username != user.username:
         refuse(session, user, "Care navigators can only open their own caseload.", "caseload", navigator_username)
@@ -137,7 +138,7 @@ def flagged_without_plan(
 ) -> pd.DataFrame:
     """Flagged people at this user's practices with no care plan yet, highest risk first."""
     require(session, user, Permission.SEE_CASELOADS, doing="see people with no care plan")
-    today = today or date.today()
+    today = today or app_today()
     query = (
         # the practice filter on scores lets the database use the (run, practice, flagged) index
         _people_query(session, user, today).where(Score.flagged, CarePlan.nhs_number.is_(None),

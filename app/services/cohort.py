@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
 from features.flags import FLAG_NAMES, flag_labels as labels_at
+from app.settings import today as app_today
 from app.db import require_write_session
 from app.services import audit, plan_content
 from app.services.access import CurrentUser, check_person_access, require
@@ -71,7 +72,7 @@ def decision_of(session: Session, nhs_number: str, today: date | None = None) ->
     row = current_row(session, CohortDecision, nhs_number)
     values = dict(EMPTY_DECISION) if row is None else {
         **_values(row), "version": row.version, "updated_at": row.updated_at, "updated_by": row.updated_by}
-    today = today or date.today()
+    today = today or app_today()
     values["in_force"] = values["decision"] in ("include", "exclude")
     values["review_due"] = bool(values["in_force"] and values["review_on"] and values["review_on"] < today)
     return values

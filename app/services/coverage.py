@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
+from app.settings import today as app_today
 from app.exports import csv_text
 from app.services import audit, cohort
 from app.services.access import CurrentUser, aggregate_practice_codes
@@ -116,7 +117,7 @@ def coverage(session: Session, user: CurrentUser, level: str = "practice", today
     from the rounded counts (NA when either is suppressed or nobody is flagged).
     """
     _check_level(level)
-    today = today or date.today()
+    today = today or app_today()
     run = current_run(session)
     long = _roll_up(_raw_counts(session, user, run, today), _practices(session), level)
     result = _disclose(long, run).loc[:, list(COVERAGE_COLUMNS)].reset_index(drop=True)
@@ -161,7 +162,7 @@ def coverage_trend(
     if not 1 <= months <= 60:
         raise UserInputError(f"The trend covers 1 to 60 months, not {months}.")
     _check_level(level)
-    today = today or date.today()
+    today = today or app_today()
     run = current_run(session)
     if run is None:
         return pd.DataFrame(columns=["month", *COVERAGE_COLUMNS])

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from features.errors import UserInputError
 from app import careplan_fhir, printable
+from app.settings import today as app_today
 from app.presentation import person_name
 from app.services import audit, careplans, meetings, plan_content
 from app.services.access import CurrentUser, check_person_access, person_scope, require_person_level
@@ -119,7 +120,7 @@ def export_plans(session: Session, user: CurrentUser, out_dir: Path, fmt: str, *
 
 def agenda_document(session: Session, user: CurrentUser, meeting_id: Any, *, today: date | None = None) -> Document:
     """The MDT meeting's agenda as a printable page (the same people and scope as ``meetings.agenda``); audited."""
-    today = today or date.today()
+    today = today or app_today()
     meeting = meetings.get_meeting(session, user, meeting_id)
     frame = meetings.agenda(session, user, meeting.id, today=today)
     practice = session.get(Practice, meeting.practice_code)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from features.errors import UserInputError
 from features.flags import EFI_CATEGORY_LABELS
+from app.settings import today as app_today
 from app.db import require_write_session
 from app.services import assessments, audit, careplans, cohort, plan_content
 from app.services.access import (
@@ -234,7 +235,7 @@ def agenda(session: Session, user: CurrentUser, meeting_id: Any, today: date | N
     the latest assessment and the outcome recorded. People no longer in the user's scope or no longer
     registered at the meeting's practice are left out (``frame.attrs["not_shown"]`` counts them)."""
     meeting = get_meeting(session, user, meeting_id)
-    today = today or date.today()
+    today = today or app_today()
     run = current_run(session)
     query = (
         select(

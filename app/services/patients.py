@@ -18,6 +18,7 @@ from features.errors import UserInputError
 from features.flags import FLAG_NAMES, check_known
 from features.flags import flag_labels as labels_at
 from model.score_file import cutoffs_in_force
+from app.settings import today as app_today
 from app.services import assessments, audit, cohort
 from app.services.access import (
     CurrentUser,
@@ -109,7 +110,7 @@ def flagged_list(
     ``search``: part of a name or the start of an NHS number. One audit row per call.
     """
     require_person_level(session, user, "see the high-risk list", entity="flagged_list")
-    today = today or date.today()
+    today = today or app_today()
     check_known(set(flags or ()) - {cohort.JUDGEMENT_GROUP})
     unknown = set(plan_statuses or ()) - set(PLAN_STATUSES)
     if unknown:
@@ -187,7 +188,7 @@ def flagged_list(
 def patient_record(session: Session, user: CurrentUser, nhs_number: str, today: date | None = None) -> dict:
     """Everything the patient page shows, for one person in the user's scope (audited as one view:
     the record, its care plan, lead professional, assessments and programme decision)."""
-    today = today or date.today()
+    today = today or app_today()
     patient = check_person_access(session, user, nhs_number, doing="open")
     nhs = patient.nhs_number
     practice = session.get(Practice, patient.practice_code)

@@ -9,6 +9,7 @@ from an old version raises ``StaleEditError`` with the saved values and what cha
 
 from __future__ import annotations
 
+from app.settings import today as app_today
 from datetime import date, datetime, timezone
 
 from sqlalchemy import select, update
@@ -45,7 +46,7 @@ def day_of(today: date | None = None, at: datetime | None = None) -> date:
     """The day rules are judged on: ``today`` if given, else the day of ``at``, else today."""
     if today is not None:
         return today
-    return moment(at).date() if at is not None else date.today()
+    return moment(at).date() if at is not None else app_today()
 
 
 def current_row(session: Session, model, nhs_number: str):

@@ -4,7 +4,7 @@ MDT agenda. Each reads and writes through the services; values are shown through
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +15,7 @@ from app.db import session_scope
 from app.services import assessments, cohort, documents, meetings
 from app.services.careplans import StaleEditError
 from app.services.permissions import Permission
-from app.settings import review_interval_days
+from app.settings import review_interval_days, today as app_today
 
 
 def _decision_words(decision: dict, labels: dict) -> str:
@@ -62,7 +62,7 @@ def judgement_section(user, record: dict, labels: dict, names: dict) -> None:
                 flags = None
             reason = st.selectbox("Reason", list(reasons), format_func=reasons.get, key=f"judgement_reason_{nhs}")
             note = st.text_area("Note", key=f"judgement_note_{nhs}")
-            review = st.date_input("Review this decision by", value=date.today() + timedelta(days=review_interval_days()),
+            review = st.date_input("Review this decision by", value=app_today() + timedelta(days=review_interval_days()),
                                    key=f"judgement_review_{nhs}", format="DD/MM/YYYY")
             if st.form_submit_button("Exclude from the programme" if excluding else "Add to the programme"):
                 _decide(nhs, version, "exclude" if excluding else "include", reason=reason, note=note,
@@ -111,7 +111,7 @@ def assessment_section(record: dict, names: dict) -> None:
     with st.expander("Record an assessment", expanded=not found):
         with st.form(f"assessment_{nhs}_{len(found)}"):
             when, who, role = st.columns(3)
-            assessed_on = when.date_input("Date of the assessment", value=date.today(), key=f"assessment_date_{nhs}",
+            assessed_on = when.date_input("Date of the assessment", value=app_today(), key=f"assessment_date_{nhs}",
                                           format="DD/MM/YYYY")
             assessor = who.text_input("Done by", key=f"assessment_by_{nhs}")
             assessor_role = role.selectbox("Their role", assessments.ASSESSOR_ROLES, key=f"assessment_role_{nhs}")
@@ -166,7 +166,7 @@ def meeting_section(record: dict) -> None:
     nhs = record["nhs_number"]
     upcoming = pd.DataFrame()
     with ui.show_errors():
-        upcoming = ui.read(meetings.list_meetings, from_date=date.today())
+        upcoming = ui.read(meetings.list_meetings, from_date=app_today())
     upcoming = upcoming[upcoming["practice_code"] == record["practice_code"]] if not upcoming.empty else upcoming
     with st.expander("Put on an MDT meeting's agenda", expanded=False):
         if upcoming.empty:

@@ -15,7 +15,7 @@ from app import presentation, ui
 from app.text_safety import markdown_text
 from app.services import careplans, plan_content
 from app.services.careplans import CLOSE_REASONS, LEAD_PROFESSIONAL_ROLES, SAVED_STATUSES, StaleEditError
-from app.settings import review_interval_days
+from app.settings import review_interval_days, today as app_today
 
 ACTION_COLUMNS = {"action": "What will be done", "owner": "Who will do it", "due": "By when", "done_on": "Done on"}
 FOLLOW_UP_COLUMNS = {"due": "When", "what": "What (e.g. phone call, home visit)", "who": "Who", "done_on": "Done on"}
@@ -116,7 +116,7 @@ def plan_section(nhs: str, plan: dict) -> None:
     st.subheader(f"Care plan: {ui.plan_label(plan['status'])}")
     if plan["status"] == "review_due":
         st.warning(f"The review was due on {presentation.day(plan['next_review'])}.")
-    today = date.today()
+    today = app_today()
     overdue = plan_content.overdue_items(plan["actions"], today) + plan_content.overdue_items(plan["follow_ups"], today)
     if overdue:
         st.warning("Overdue: " + "; ".join(f"{markdown_text(i.get('action') or i.get('what'))} (due {presentation.day(i['due'])})"
@@ -201,7 +201,7 @@ def add_item_form(nhs: str, plan: dict) -> None:
             kind = st.radio("Add", ["Action", "Follow-up"], horizontal=True, key=f"plan_add_kind_{nhs}")
             what = st.text_input("What", key=f"plan_add_what_{nhs}", placeholder="e.g. Phone call to check on falls")
             who = st.text_input("Who will do it", key=f"plan_add_who_{nhs}")
-            when = st.date_input("When (or by when)", value=date.today() + timedelta(days=14),
+            when = st.date_input("When (or by when)", value=app_today() + timedelta(days=14),
                                  key=f"plan_add_when_{nhs}", format="DD/MM/YYYY")
             if st.form_submit_button("Add to the plan"):
                 item = ({"action": what, "owner": who, "due": when} if kind == "Action"
